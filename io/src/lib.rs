@@ -1,0 +1,11 @@
+//! Listeners and transports for ratatosk on glommio.
+//!
+//! Knows nothing of MQTT: it binds listeners (one per shard, with SO_REUSEPORT so the kernel spreads
+//! connections), accepts without letting descriptor exhaustion stop the accept loop, and detaches a
+//! connection from one shard's executor so that another shard can adopt it.
+
+mod handoff;
+mod listener;
+
+pub use handoff::DetachedStream;
+pub use listener::{Listener, ListenerError};

@@ -1,0 +1,14 @@
+//! Thread-per-core runtime for ratatosk: one pinned glommio executor per shard, the SPSC channel mesh
+//! between shards, and shard addressing (which shard owns a client, a topic, a tenant).
+//!
+//! This crate knows nothing of MQTT. It starts `N` executors, gives each one its index and its end
+//! of a full mesh of bounded channels carrying the caller's message type, and runs the caller's
+//! per-shard future until it returns.
+
+mod addressing;
+mod memlock;
+mod runtime;
+
+pub use addressing::{home_shard, shard_of};
+pub use memlock::raise_memlock_limit;
+pub use runtime::{allowed_cpus, run_shards, Mesh, RuntimeError, ShardConfig, ShardContext};

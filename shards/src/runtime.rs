@@ -1,0 +1,155 @@
+//! Starting the shards: executors, pinning and the channel mesh.
+
+use std::future::Future;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders, Full};
+use glommio::{LocalExecutorBuilder, Placement};
+
+/// Below this soft memlock limit glommio refuses to start its rings.
+const MIN_MEMLOCK: u64 = 512 * 1024;
+
+/// Why the shards could not start or ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The locked-memory limit is too low for io_uring.
+    #[error("locked-memory limit is {0} bytes, below the 512 KiB io_uring needs; raise it with `ulimit -l` (e.g. `ulimit -l unlimited`) and start again")]
+    Memlock(u64),
+    /// An executor could not be created.
+    #[error("could not start shard {shard}: {source}")]
+    Spawn {
+        /// Index of the shard.
+        shard: usize,
+        /// The glommio error.
+        source: glommio::GlommioError<()>,
+    },
+    /// A shard thread panicked.
+    #[error("shard {0} stopped with a panic")]
+    Panicked(usize),
+}
+
+/// How to start the shards.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// Number of shards (executors).
+    pub shards: usize,
+    /// Capacity of each mesh channel; ≥ 1024 keeps cross-shard throughput high.
+    pub mesh_capacity: usize,
+    /// Pin each shard to one CPU of the process's affinity mask.
+    pub pin: bool,
+    /// Spin this long before parking an idle reactor (latency for CPU).
+    pub spin_before_park: Option<Duration>,
+    /// Preemption timer: how long a task may run before others get a turn.
+    pub preempt_timer: Duration,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        ShardConfig {
+            shards: allowed_cpus().len().max(1),
+            mesh_capacity: 1024,
+            pin: true,
+            spin_before_park: None,
+            preempt_timer: Duration::from_millis(2),
+        }
+    }
+}
+
+/// The mesh ends one shard holds: a sender to and a receiver from every other shard.
+pub struct Mesh<T: Send + 'static> {
+    /// Senders to every peer (the own index is a placeholder).
+    pub senders: Senders<T>,
+    /// Receivers from every peer.
+    pub receivers: Receivers<T>,
+}
+
+/// What a shard's future is given.
+pub struct ShardContext<T: Send + 'static> {
+    /// This shard's index, `0..shards`.
+    pub id: usize,
+    /// Total number of shards.
+    pub shards: usize,
+    /// This shard's ends of the mesh; `None` when there is a single shard.
+    pub mesh: Option<Mesh<T>>,
+}
+
+/// The CPUs this process may run on (its affinity mask), in ascending order.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    if !ok {
+        return (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect();
+    }
+    (0..libc::CPU_SETSIZE as usize).filter(|c| unsafe { libc::CPU_ISSET(*c, &set) }).collect()
+}
+
+/// Starts `config.shards` executors, runs `make(ctx)`'s future on each, and waits for all of them.
+///
+/// Each executor is pinned to one CPU of the affinity mask (round robin when there are more shards
+/// than CPUs), uses about 1 MiB of io_uring memory so many shards start under a small memlock limit,
+/// and joins a full mesh of bounded channels.
+pub fn run_shards<T, G, F>(config: ShardConfig, make: G) -> Result<(), RuntimeError>
+where
+    T: Send + 'static,
+    G: Fn(ShardContext<T>) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let memlock = raise_memlock_limit_checked()?;
+    tracing::debug!(memlock, "memlock limit");
+    let n = config.shards.max(1);
+    let cpus = allowed_cpus();
+    let mesh: Option<MeshBuilder<T, Full>> = (n > 1).then(|| MeshBuilder::full(n, config.mesh_capacity));
+    let mut handles = Vec::with_capacity(n);
+    for id in 0..n {
+        let placement = match (config.pin, cpus.is_empty()) {
+            (true, false) => Placement::Fixed(cpus[id % cpus.len()]),
+            _ => Placement::Unbound,
+        };
+        let mut builder = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{id}"))
+            .io_memory(1 << 20)
+            .preempt_timer(config.preempt_timer);
+        if let Some(spin) = config.spin_before_park {
+            builder = builder.spin_before_park(spin);
+        }
+        let make = make.clone();
+        let mesh = mesh.clone();
+        let handle = builder
+            .spawn(move || async move {
+                let mesh = match mesh {
+                    Some(m) => match m.join().await {
+                        Ok((senders, receivers)) => Some(Mesh { senders, receivers }),
+                        Err(e) => {
+                            tracing::error!(shard = id, error = %e, "could not join the shard mesh");
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                make(ShardContext { id, shards: n, mesh }).await
+            })
+            .map_err(|e| RuntimeError::Spawn { shard: id, source: map_err(e) })?;
+        handles.push(handle);
+    }
+    let mut result = Ok(());
+    for (id, h) in handles.into_iter().enumerate() {
+        if h.join().is_err() && result.is_ok() {
+            result = Err(RuntimeError::Panicked(id));
+        }
+    }
+    result
+}
+
+fn raise_memlock_limit_checked() -> Result<u64, RuntimeError> {
+    match crate::raise_memlock_limit() {
+        Ok(l) if l < MIN_MEMLOCK => Err(RuntimeError::Memlock(l)),
+        Ok(l) => Ok(l),
+        // Unknown limit: let glommio try and report its own error.
+        Err(_) => Ok(u64::MAX),
+    }
+}
+
+fn map_err<E: std::fmt::Debug>(e: glommio::GlommioError<E>) -> glommio::GlommioError<()> {
+    glommio::GlommioError::IoError(std::io::Error::other(format!("{e:?}")))
+}

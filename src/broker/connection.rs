@@ -1,0 +1,445 @@
+//! A client connection from accept to close.
+//!
+//! The accepting shard reads until a whole CONNECT is buffered (or the connect timeout passes),
+//! validates it, and hands the socket to the client's home shard when that is another one. On the
+//! home shard the connection attaches to its session and runs one loop: flush what deliveries
+//! encoded into the session's output buffer in a single write, then wait for input, a wake-up, or
+//! the keep alive deadline, and handle every complete packet that arrived.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use bytestring::ByteString;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use ratatosk_io::DetachedStream;
+use ratatosk_shards::home_shard;
+
+use super::handlers::{self, Flow};
+use super::shard::{Shard, ShardMsg};
+use super::stats::ShardCounters;
+use super::{lifecycle, DEFAULT_TENANT};
+use crate::protocol::{self, reason, ConnAck, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, Properties};
+use crate::session::{ConnState, Session, NEVER_EXPIRES};
+
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Serves a freshly accepted connection.
+pub async fn accept(shard: Rc<Shard>, mut stream: TcpStream) {
+    let mut buf = BytesMut::with_capacity(1024);
+    let limit = Duration::from_secs(shard.config.limits.connect_timeout);
+    let max = shard.config.limits.max_packet_size;
+    let got = glommio::timer::timeout(limit, async {
+        read_whole_packet(&mut stream, &mut buf, max).await.map_err(glommio::GlommioError::IoError)
+    })
+    .await;
+    match got {
+        Ok(()) => admit(shard, stream, buf, false).await,
+        // Nothing valid within the connect timeout, or the first packet is malformed before it is
+        // complete: close without a word [MQTT-3.1.0-1], but answer a v5 client with CONNACK.
+        Err(_) => {
+            tracing::debug!("connection closed before a valid CONNECT");
+            if let Some(code) = connect_reject_code(&buf, max) {
+                let _ = write_connack(&mut stream, ProtocolVersion::V5, code).await;
+            }
+        }
+    }
+}
+
+/// Serves a connection handed over by another shard, starting from the bytes it already read.
+pub async fn adopt(shard: Rc<Shard>, stream: TcpStream, bytes: Vec<u8>) {
+    admit(shard, stream, BytesMut::from(&bytes[..]), true).await
+}
+
+async fn read_whole_packet(stream: &mut TcpStream, buf: &mut BytesMut, max: u32) -> std::io::Result<()> {
+    loop {
+        match protocol::check(buf, max) {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+        }
+        let n = read_some(stream, buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+async fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK, 0);
+    let r = stream.read(&mut buf[start..]).await;
+    let n = *r.as_ref().unwrap_or(&0);
+    buf.truncate(start + n);
+    r
+}
+
+/// The v5 CONNACK code for a CONNECT that could not be decoded, when the bytes show a v5 client.
+fn connect_reject_code(buf: &[u8], max: u32) -> Option<u8> {
+    let mut tmp = BytesMut::from(buf);
+    match protocol::decode(&mut tmp, None, max) {
+        Err(e) if declares_v5(buf) => Some(e.reason_code()),
+        _ => None,
+    }
+}
+
+/// Whether a CONNECT's variable header carries protocol level 5 (looked at without decoding).
+fn declares_v5(buf: &[u8]) -> bool {
+    // Fixed header: type byte + 1..4 length bytes; then 0x00 0x04 "MQTT" level.
+    let mut i = 1;
+    while i < buf.len() && i < 5 && buf[i] & 0x80 != 0 {
+        i += 1;
+    }
+    let start = i + 1;
+    buf.get(start..start + 7).is_some_and(|h| h == [0, 4, b'M', b'Q', b'T', b'T', 5])
+}
+
+async fn write_connack(stream: &mut TcpStream, v: ProtocolVersion, code: u8) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    let p = Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() });
+    if protocol::encode(&p, v, &mut out).is_ok() {
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+    }
+    Ok(())
+}
+
+/// Decodes and validates the CONNECT at the head of `buf`, then serves the client here or hands
+/// it to its home shard.
+async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, handed_off: bool) {
+    let raw = if shard.n > 1 && !handed_off { Some(buf.to_vec()) } else { None };
+    let limits = &shard.config.limits;
+    let connect = match protocol::decode(&mut buf, None, limits.max_packet_size) {
+        Ok(Some(Packet::Connect(c))) => c,
+        Ok(_) => return,
+        Err(DecodeError::UnsupportedProtocolVersion { level, .. }) => {
+            // [MQTT-3.1.2-2] answer with "unacceptable protocol version" and close.
+            let (v, code) = if level == 5 { (ProtocolVersion::V5, reason::UNSUPPORTED_PROTOCOL_VERSION) } else { (ProtocolVersion::V3_1_1, reason::v3::UNACCEPTABLE_PROTOCOL_VERSION) };
+            let _ = write_connack(&mut stream, v, code).await;
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "malformed CONNECT");
+            if let Some(code) = connect_reject_code(raw.as_deref().unwrap_or(&[]), limits.max_packet_size).or(Some(e.reason_code())).filter(|_| declares_v5(raw.as_deref().unwrap_or(&[]))) {
+                let _ = write_connack(&mut stream, ProtocolVersion::V5, code).await;
+            }
+            return;
+        }
+    };
+    let v = connect.protocol;
+    if let Err(code) = validate_connect(&connect, limits) {
+        let _ = write_connack(&mut stream, v, code).await;
+        return;
+    }
+    let tenant = ByteString::from_static(DEFAULT_TENANT);
+    let mut assigned = None;
+    let client_id = if connect.client_id.is_empty() {
+        let id = assign_client_id(&shard, &tenant);
+        assigned = Some(id.clone());
+        id
+    } else {
+        connect.client_id.clone()
+    };
+    let home = home_shard(&tenant, &client_id, shard.n);
+    if home != shard.id {
+        match (DetachedStream::detach(stream), raw) {
+            (Ok(detached), Some(bytes)) => {
+                shard.send_to(home, ShardMsg::Handoff { stream: detached, bytes }).await;
+            }
+            (Err(e), _) => tracing::warn!(error = %e, "could not hand a connection to its home shard"),
+            (Ok(_), None) => tracing::error!("connection handed off twice; closing it"),
+        }
+        return;
+    }
+    serve(shard, stream, connect, buf, tenant, client_id, assigned).await
+}
+
+/// Checks CONNECT rules that need the broker's settings; `Err` carries the CONNACK code.
+fn validate_connect(c: &Connect, limits: &crate::config::Limits) -> Result<(), u8> {
+    let v5 = c.protocol.is_v5();
+    if c.client_id.is_empty() && !v5 && (!c.clean_start || c.protocol == ProtocolVersion::V3_1) {
+        // [MQTT-3.1.3-8] a zero-byte client id needs clean session (3.1 requires an id).
+        return Err(reason::v3::IDENTIFIER_REJECTED);
+    }
+    if !v5 && c.keep_alive > limits.max_keepalive {
+        // 3.x cannot be told a lower keep alive, so it is refused (as Mosquitto does).
+        return Err(reason::v3::IDENTIFIER_REJECTED);
+    }
+    if v5 && c.properties.authentication_method.is_some() {
+        // No enhanced authentication method is offered [MQTT-4.12.0-1].
+        return Err(reason::BAD_AUTHENTICATION_METHOD);
+    }
+    Ok(())
+}
+
+/// A client id for a client that sent none, chosen so that its home is this shard (a v5 client may
+/// reconnect with it and must find its session here).
+fn assign_client_id(shard: &Shard, tenant: &str) -> ByteString {
+    let base = shard.new_uid();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mut i: u32 = 0;
+    loop {
+        let id = format!("ratatosk-{:x}-{:x}-{:x}", shard.id, base, nanos.wrapping_add(i));
+        if home_shard(tenant, &id, shard.n) == shard.id {
+            return ByteString::from(id);
+        }
+        i = i.wrapping_add(1);
+    }
+}
+
+async fn serve(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    connect: Box<Connect>,
+    mut rbuf: BytesMut,
+    tenant: ByteString,
+    client_id: ByteString,
+    assigned: Option<ByteString>,
+) {
+    let limits = shard.config.limits.clone();
+    let v = connect.protocol;
+    let v5 = v.is_v5();
+    let props = &connect.properties;
+    let expiry = if v5 {
+        props.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        NEVER_EXPIRES
+    };
+    let mut keep_alive = connect.keep_alive;
+    let mut server_keep_alive = None;
+    if v5 && (keep_alive > limits.max_keepalive || keep_alive == 0) {
+        keep_alive = limits.max_keepalive;
+        server_keep_alive = Some(keep_alive);
+    }
+    let conn = ConnState {
+        version: v,
+        max_packet_size: if v5 { props.maximum_packet_size.unwrap_or(u32::MAX) } else { u32::MAX },
+        send_window: if v5 { props.receive_maximum.unwrap_or(u16::MAX).min(limits.max_inflight) } else { limits.max_inflight },
+        alias_max: if v5 { props.topic_alias_maximum.unwrap_or(0) } else { 0 },
+        problem_info: !v5 || props.request_problem_information != Some(0),
+    };
+
+    let key = (tenant.clone(), client_id.clone());
+    let existing = shard.sessions.borrow().get(&key).cloned();
+    let (session, present) = match existing {
+        Some(s) if !connect.clean_start => (s, true),
+        other => {
+            if let Some(old) = other {
+                // [MQTT-3.1.2-4] clean start discards the old session (closing its connection).
+                lifecycle::take_over(&shard, &old).await;
+                lifecycle::end_session(&shard, &old).await;
+            }
+            let s = Rc::new(std::cell::RefCell::new(Session::new(shard.new_uid(), tenant.clone(), client_id.clone())));
+            shard.sessions.borrow_mut().insert(key.clone(), s.clone());
+            ShardCounters::add(&shard.counters().sessions, 1);
+            (s, false)
+        }
+    };
+    if present {
+        lifecycle::take_over(&shard, &session).await;
+    }
+    let connect_expiry_zero = expiry == 0;
+    let (gen, notify) = {
+        let mut s = session.borrow_mut();
+        let gen = s.attach(conn);
+        s.expiry_interval = expiry;
+        s.will = connect.will.clone();
+        if !present {
+            s.inflight.clear();
+            s.incoming_qos2.clear();
+        }
+        let mut ack_props = Properties::default();
+        if v5 {
+            ack_props.assigned_client_identifier = assigned;
+            ack_props.server_keep_alive = server_keep_alive;
+            ack_props.receive_maximum = Some(limits.receive_maximum);
+            ack_props.maximum_packet_size = Some(limits.max_packet_size);
+            ack_props.topic_alias_maximum = Some(limits.topic_alias_maximum);
+        }
+        // [MQTT-3.2.2-1..3] session present only when a session was resumed.
+        s.send(&Packet::ConnAck(ConnAck { session_present: present, code: 0, properties: ack_props }));
+        if present {
+            s.resend(Instant::now());
+        }
+        (gen, s.notify.clone())
+    };
+    let counters = &shard.counters().clients_connected;
+    ShardCounters::add(counters, 1);
+    tracing::debug!(client = %client_id, shard = shard.id, "client connected");
+
+    let keep = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+    let mut deadline = keep.map(|k| Instant::now() + k);
+    let mut ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero };
+    let mut outcome = Outcome::Lost;
+    let mut spare = BytesMut::new();
+    'conn: loop {
+        // Flush everything gathered since the last write in one go.
+        let out = {
+            let mut s = session.borrow_mut();
+            let kicked = match s.kick {
+                _ if s.generation != gen => Some(reason::SESSION_TAKEN_OVER),
+                Some((g, code)) if g == gen => Some(code),
+                _ => None,
+            };
+            if let Some(code) = kicked {
+                outcome = if s.generation != gen { Outcome::TakenOver } else { Outcome::Kicked };
+                if s.generation == gen {
+                    s.kick = None;
+                }
+                let mut out = if s.generation == gen { std::mem::take(&mut s.out) } else { BytesMut::new() };
+                drop(s);
+                let _ = send_disconnect(&mut out, v, code);
+                let _ = stream.write_all(&out).await;
+                break;
+            }
+            std::mem::replace(&mut s.out, std::mem::take(&mut spare))
+        };
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                break;
+            }
+            spare = out;
+            spare.clear();
+            continue;
+        }
+        spare = out;
+
+        let ev = wait(&mut stream, &mut rbuf, &notify, deadline).await;
+        match ev {
+            Event::Read(Ok(0)) | Event::Read(Err(_)) => break,
+            Event::Read(Ok(_)) => {
+                if let Some(k) = keep {
+                    deadline = Some(Instant::now() + k);
+                }
+                loop {
+                    match protocol::decode(&mut rbuf, Some(v), limits.max_packet_size) {
+                        Ok(Some(p)) => match handlers::handle(&mut ctx, p).await {
+                            Flow::Continue => {}
+                            Flow::Disconnect { will } => {
+                                outcome = if will { Outcome::Lost } else { Outcome::Normal };
+                                break 'conn;
+                            }
+                            Flow::Close(code) => {
+                                close_with(&session, gen, v, code);
+                                outcome = Outcome::Error;
+                                flush(&session, gen, &mut stream).await;
+                                break 'conn;
+                            }
+                        },
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!(client = %client_id, error = %e, "malformed packet");
+                            close_with(&session, gen, v, e.reason_code());
+                            outcome = Outcome::Error;
+                            flush(&session, gen, &mut stream).await;
+                            break 'conn;
+                        }
+                    }
+                }
+                if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+                    rbuf = BytesMut::new();
+                }
+            }
+            Event::Wake => {}
+            Event::KeepAliveExpired => {
+                // [MQTT-3.1.2-24] no packet within 1.5 × keep alive.
+                close_with(&session, gen, v, reason::KEEP_ALIVE_TIMEOUT);
+                flush(&session, gen, &mut stream).await;
+                outcome = Outcome::Error;
+                break;
+            }
+        }
+    }
+    let _ = stream.close().await;
+    ShardCounters::sub(counters, 1);
+    tracing::debug!(client = %client_id, ?outcome, "client disconnected");
+    if outcome != Outcome::TakenOver {
+        lifecycle::detach(&shard, &session, gen, outcome == Outcome::Normal).await;
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// DISCONNECT from the client.
+    Normal,
+    /// Network error, EOF or keep alive expiry.
+    Lost,
+    /// Closed by us for a protocol violation.
+    Error,
+    /// A new connection took the session.
+    TakenOver,
+    /// Closed by us on request (shutdown, administrative).
+    Kicked,
+}
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Wake,
+    KeepAliveExpired,
+}
+
+/// Waits for input, a wake-up or the keep alive deadline. Read bytes are appended to `rbuf`; the
+/// buffer is trimmed back whatever wins, since a losing read is simply dropped (glommio's reads are
+/// readiness-based, so dropping one loses no data).
+async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notify::Notify, deadline: Option<Instant>) -> Event {
+    let start = rbuf.len();
+    rbuf.resize(start + READ_CHUNK, 0);
+    let ev = {
+        let slot = &mut rbuf[start..];
+        let read = async { Event::Read(stream.read(slot).await) };
+        let wake = async {
+            notify.notified().await;
+            Event::Wake
+        };
+        let timer = async {
+            match deadline {
+                Some(d) => {
+                    glommio::timer::sleep(d.saturating_duration_since(Instant::now())).await;
+                    Event::KeepAliveExpired
+                }
+                None => std::future::pending().await,
+            }
+        };
+        futures_lite::future::or(read, futures_lite::future::or(wake, timer)).await
+    };
+    let n = match ev {
+        Event::Read(Ok(n)) => n,
+        _ => 0,
+    };
+    rbuf.truncate(start + n);
+    ev
+}
+
+/// Queues a v5 DISCONNECT with `code` (3.x has no server DISCONNECT: the socket just closes).
+fn close_with(session: &crate::broker::shard::SessionRef, gen: u64, v: ProtocolVersion, code: u8) {
+    let mut s = session.borrow_mut();
+    if s.generation == gen {
+        let _ = send_disconnect(&mut s.out, v, code);
+    }
+}
+
+fn send_disconnect(out: &mut BytesMut, v: ProtocolVersion, code: u8) -> Result<(), protocol::EncodeError> {
+    if v.is_v5() {
+        protocol::encode(&Packet::Disconnect(Disconnect { reason: code, properties: Properties::default() }), v, out)?;
+    }
+    Ok(())
+}
+
+async fn flush(session: &crate::broker::shard::SessionRef, gen: u64, stream: &mut TcpStream) {
+    let out = {
+        let mut s = session.borrow_mut();
+        if s.generation != gen {
+            return;
+        }
+        std::mem::take(&mut s.out)
+    };
+    if !out.is_empty() {
+        let _ = stream.write_all(&out).await;
+    }
+    let _ = stream.flush().await;
+}

@@ -1,0 +1,246 @@
+//! What the broker does with each packet a connected client sends.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytestring::ByteString;
+
+use super::message::Message;
+use super::shard::{LocalSub, RetainedQuery, SessionRef, Shard};
+use super::stats::ShardCounters;
+use super::lifecycle::split;
+use crate::protocol::topic::is_valid_topic_filter;
+use crate::protocol::{reason, Packet, Properties, PubResp, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe};
+use crate::session::Subscription;
+
+/// What the connection does after a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Continue,
+    /// The client sent DISCONNECT; `will` when it asked for its will to be sent (v5 0x04).
+    Disconnect {
+        /// Publish the will as for a lost connection.
+        will: bool,
+    },
+    /// Close the connection with this reason code (sent as DISCONNECT to v5 clients).
+    Close(u8),
+}
+
+/// What a handler needs to know about its connection.
+pub struct Ctx {
+    /// The home shard.
+    pub shard: Rc<Shard>,
+    /// The session.
+    pub session: SessionRef,
+    /// Connection generation.
+    pub gen: u64,
+    /// Whether CONNECT set a session expiry of 0 (a DISCONNECT may not raise it [MQTT-3.14.2-2]).
+    pub connect_expiry_zero: bool,
+}
+
+/// Handles one packet from the client.
+pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
+    let now = Instant::now();
+    match packet {
+        Packet::Publish(p) => publish(ctx, p).await,
+        Packet::PubAck(r) => {
+            ctx.session.borrow_mut().on_puback(r.packet_id, now);
+            Flow::Continue
+        }
+        Packet::PubRec(r) => {
+            ctx.session.borrow_mut().on_pubrec(r.packet_id, r.reason, now);
+            Flow::Continue
+        }
+        Packet::PubComp(r) => {
+            ctx.session.borrow_mut().on_pubcomp(r.packet_id, now);
+            Flow::Continue
+        }
+        Packet::PubRel(r) => {
+            let mut s = ctx.session.borrow_mut();
+            // [MQTT-4.3.3-?] release the packet id; answer even an unknown one so the client can
+            // finish its flow.
+            let known = s.incoming_qos2.remove(&r.packet_id);
+            let code = if known || !s.conn.version.is_v5() { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+            s.send(&Packet::PubComp(PubResp { packet_id: r.packet_id, reason: code, properties: Properties::default() }));
+            Flow::Continue
+        }
+        Packet::Subscribe(sub) => subscribe(ctx, sub).await,
+        Packet::Unsubscribe(u) => unsubscribe(ctx, u).await,
+        Packet::PingReq => {
+            ctx.session.borrow_mut().send(&Packet::PingResp);
+            Flow::Continue
+        }
+        Packet::Disconnect(d) => disconnect(ctx, d.reason, &d.properties),
+        // No enhanced authentication method was agreed in CONNECT, so AUTH is a protocol error
+        // [MQTT-3.15.0-?]; server-to-client packets from a client are protocol errors too.
+        Packet::Auth(_)
+        | Packet::Connect(_)
+        | Packet::ConnAck(_)
+        | Packet::SubAck(_)
+        | Packet::UnsubAck(_)
+        | Packet::PingResp => Flow::Close(reason::PROTOCOL_ERROR),
+    }
+}
+
+async fn publish(ctx: &mut Ctx, mut p: Publish) -> Flow {
+    let limits = &ctx.shard.config.limits;
+    let (tenant, client_id, topic) = {
+        let mut s = ctx.session.borrow_mut();
+        // Topic aliases [MQTT-3.3.2-?]: 0 or above our maximum is invalid; an empty topic needs a
+        // known alias.
+        let topic = match p.properties.topic_alias.take() {
+            Some(a) if a == 0 || a > limits.topic_alias_maximum => return Flow::Close(reason::TOPIC_ALIAS_INVALID),
+            Some(a) if p.topic.is_empty() => match s.in_aliases.get(&a) {
+                Some(t) => t.clone(),
+                None => return Flow::Close(reason::PROTOCOL_ERROR),
+            },
+            Some(a) => {
+                s.in_aliases.insert(a, p.topic.clone());
+                p.topic.clone()
+            }
+            None if p.topic.is_empty() => return Flow::Close(reason::PROTOCOL_ERROR),
+            None => p.topic.clone(),
+        };
+        if p.qos == QoS::ExactlyOnce {
+            if s.incoming_qos2.contains(&p.packet_id) {
+                // [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is acknowledged again but not redelivered.
+                s.send(&Packet::PubRec(PubResp { packet_id: p.packet_id, ..Default::default() }));
+                return Flow::Continue;
+            }
+            if s.incoming_qos2.len() >= usize::from(limits.receive_maximum) {
+                // [MQTT-3.3.4-9] more unacknowledged QoS 2 than our receive maximum.
+                return Flow::Close(reason::RECEIVE_MAXIMUM_EXCEEDED);
+            }
+        }
+        (s.tenant.clone(), s.client_id.clone(), topic)
+    };
+    ShardCounters::add(&ctx.shard.counters().messages_received, 1);
+    let (qos, pid) = (p.qos, p.packet_id);
+    let msg = Message::from_publish(tenant, client_id, topic, p);
+    ctx.shard.publish(Arc::new(msg)).await;
+    let mut s = ctx.session.borrow_mut();
+    if s.generation != ctx.gen {
+        return Flow::Continue;
+    }
+    match qos {
+        QoS::AtMostOnce => {}
+        QoS::AtLeastOnce => {
+            s.send(&Packet::PubAck(PubResp { packet_id: pid, ..Default::default() }));
+        }
+        QoS::ExactlyOnce => {
+            s.incoming_qos2.insert(pid);
+            s.send(&Packet::PubRec(PubResp { packet_id: pid, ..Default::default() }));
+        }
+    }
+    Flow::Continue
+}
+
+async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
+    let shard = ctx.shard.clone();
+    let limits = &shard.config.limits;
+    let sub_id = sub.properties.subscription_identifiers.first().copied();
+    let mut reasons = Vec::with_capacity(sub.filters.len());
+    let mut announcements = Vec::new();
+    let mut queries = Vec::new();
+    for (filter, options) in sub.filters {
+        let (group, real) = split(&filter);
+        let (v5, uid, tenant, client_id, existed, room) = {
+            let s = ctx.session.borrow();
+            let existed = s.subscriptions.contains_key(&filter);
+            let room = existed || s.subscriptions.len() < limits.max_subscriptions;
+            (s.conn.version.is_v5(), s.uid, s.tenant.clone(), s.client_id.clone(), existed, room)
+        };
+        if group.is_some() && options.no_local {
+            // [MQTT-3.8.3-4] no local on a shared subscription is a protocol error.
+            return Flow::Close(reason::PROTOCOL_ERROR);
+        }
+        if !is_valid_topic_filter(&filter) {
+            reasons.push(if v5 { reason::TOPIC_FILTER_INVALID } else { reason::v3::SUBACK_FAILURE });
+            continue;
+        }
+        if !room {
+            reasons.push(if v5 { reason::QUOTA_EXCEEDED } else { reason::v3::SUBACK_FAILURE });
+            continue;
+        }
+        ctx.session.borrow_mut().subscriptions.insert(filter.clone(), Subscription { options, id: sub_id });
+        let local = LocalSub { session: ctx.session.clone(), uid, client_id: client_id.clone(), options, id: sub_id };
+        if let Some(route) = shard.add_route(&tenant, &real, group.as_ref(), local) {
+            announcements.push(route);
+        }
+        reasons.push(options.qos as u8);
+        // [MQTT-3.3.1-9..11] retain handling: 0 always, 1 only for a new subscription, 2 never;
+        // shared subscriptions get no retained messages [MQTT-4.8.2-?].
+        let wants_retained = match options.retain_handling {
+            0 => true,
+            1 => !existed,
+            _ => false,
+        };
+        if group.is_none() && wants_retained {
+            queries.push(RetainedQuery { tenant, filter: real, reply_to: shard.id, client_id, uid, options, sub_id });
+        }
+    }
+    for route in announcements {
+        shard.announce(route, true).await;
+    }
+    {
+        let mut s = ctx.session.borrow_mut();
+        if s.generation != ctx.gen {
+            return Flow::Continue;
+        }
+        s.send(&Packet::SubAck(SubAck { packet_id: sub.packet_id, reasons, properties: Properties::default() }));
+    }
+    for q in queries {
+        shard.request_retained(q).await;
+    }
+    Flow::Continue
+}
+
+async fn unsubscribe(ctx: &mut Ctx, u: Unsubscribe) -> Flow {
+    let shard = ctx.shard.clone();
+    let mut reasons = Vec::with_capacity(u.filters.len());
+    let mut withdrawals = Vec::new();
+    for filter in u.filters {
+        let (existed, uid, tenant) = {
+            let mut s = ctx.session.borrow_mut();
+            (s.subscriptions.remove(&filter).is_some(), s.uid, s.tenant.clone())
+        };
+        if existed {
+            let (group, real): (Option<ByteString>, ByteString) = split(&filter);
+            if let Some(route) = shard.remove_route(&tenant, &real, group.as_ref(), uid) {
+                withdrawals.push(route);
+            }
+            reasons.push(reason::SUCCESS);
+        } else {
+            reasons.push(reason::NO_SUBSCRIPTION_EXISTED);
+        }
+    }
+    for route in withdrawals {
+        shard.announce(route, false).await;
+    }
+    let mut s = ctx.session.borrow_mut();
+    if !s.conn.version.is_v5() {
+        reasons.clear();
+    }
+    s.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, reasons, properties: Properties::default() }));
+    Flow::Continue
+}
+
+fn disconnect(ctx: &mut Ctx, code: u8, props: &Properties) -> Flow {
+    let mut s = ctx.session.borrow_mut();
+    if let Some(expiry) = props.session_expiry_interval {
+        if ctx.connect_expiry_zero && expiry != 0 {
+            // [MQTT-3.14.2-2]
+            return Flow::Close(reason::PROTOCOL_ERROR);
+        }
+        s.expiry_interval = expiry;
+    }
+    if code != reason::DISCONNECT_WITH_WILL {
+        // [MQTT-3.14.4-3] a normal DISCONNECT discards the will.
+        s.will = None;
+        Flow::Disconnect { will: false }
+    } else {
+        Flow::Disconnect { will: true }
+    }
+}

@@ -1,0 +1,58 @@
+//! The receiving side of the mesh: one task per peer shard, so a full channel towards one peer
+//! never stops this shard from draining the others (which could otherwise deadlock).
+
+use std::rc::Rc;
+
+use glommio::channels::channel_mesh::Receivers;
+
+use super::connection;
+use super::shard::{Shard, ShardMsg};
+
+/// Spawns a receive task for every peer.
+pub fn spawn_receivers(shard: &Rc<Shard>, receivers: &mut Receivers<ShardMsg>) {
+    for (peer, rx) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                handle(&shard, peer, msg);
+            }
+        })
+        .detach();
+    }
+}
+
+/// Handles one message without waiting; anything that must send a reply does so from its own task
+/// so that this receive loop never blocks on a full channel.
+fn handle(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
+    match msg {
+        ShardMsg::Handoff { stream, bytes } => {
+            let stream = stream.attach();
+            glommio::spawn_local(connection::adopt(shard.clone(), stream, bytes)).detach();
+        }
+        ShardMsg::Publish(m) => shard.deliver_local(&m, None),
+        ShardMsg::SharedPublish { msg, filter, group } => shard.deliver_shared(&msg, &filter, &group),
+        ShardMsg::RouteAdd(route, token) => {
+            shard.apply_remote_route(&route, true);
+            reply(shard, from, ShardMsg::Ack(token));
+        }
+        ShardMsg::RouteRemove(route) => shard.apply_remote_route(&route, false),
+        ShardMsg::Retain(m, token) => {
+            shard.store_retained(m);
+            reply(shard, from, ShardMsg::Ack(token));
+        }
+        ShardMsg::RetainedQuery(q) => {
+            let msgs = shard.matching_retained(&q.tenant, &q.filter);
+            if !msgs.is_empty() {
+                let to = q.reply_to;
+                reply(shard, to, ShardMsg::RetainedReply(q, msgs));
+            }
+        }
+        ShardMsg::RetainedReply(q, msgs) => shard.deliver_retained(&q, &msgs),
+        ShardMsg::Ack(token) => shard.on_ack(token),
+    }
+}
+
+fn reply(shard: &Rc<Shard>, to: usize, msg: ShardMsg) {
+    let shard = shard.clone();
+    glommio::spawn_local(async move { shard.send_to(to, msg).await }).detach();
+}

@@ -1,0 +1,63 @@
+//! An application message on its way from a publisher to subscribers.
+//!
+//! Created once per incoming PUBLISH and shared by `Arc` between every shard and session that
+//! delivers it, so the payload is never copied per subscriber.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::protocol::{Properties, Publish, QoS};
+
+/// A routed application message.
+#[derive(Debug)]
+pub struct Message {
+    /// Tenant namespace the message lives in; it never leaves it.
+    pub tenant: ByteString,
+    /// Topic name (aliases already resolved).
+    pub topic: ByteString,
+    /// Payload, shared.
+    pub payload: Bytes,
+    /// QoS it was published with.
+    pub qos: QoS,
+    /// Retain flag as published.
+    pub retain: bool,
+    /// Properties forwarded to subscribers (no topic alias or subscription identifiers; the message
+    /// expiry interval is recomputed from `expires_at` on each delivery).
+    pub properties: Properties,
+    /// When the message expires, from the v5 message expiry interval.
+    pub expires_at: Option<Instant>,
+    /// Client id of the publisher, for the v5 no-local option.
+    pub origin: ByteString,
+}
+
+impl Message {
+    /// Builds a message from an incoming PUBLISH whose topic has been resolved.
+    pub fn from_publish(tenant: ByteString, origin: ByteString, topic: ByteString, p: Publish) -> Message {
+        let mut properties = p.properties;
+        let expires_at = properties
+            .message_expiry_interval
+            .take()
+            .map(|s| Instant::now() + std::time::Duration::from_secs(u64::from(s)));
+        properties.topic_alias = None;
+        properties.subscription_identifiers.clear();
+        Message { tenant, topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, origin }
+    }
+
+    /// Seconds of life left, `None` for no expiry, `Some(0)`-free: an expired message returns `Err`.
+    pub fn remaining_expiry(&self, now: Instant) -> Result<Option<u32>, Expired> {
+        match self.expires_at {
+            None => Ok(None),
+            Some(at) if at <= now => Err(Expired),
+            Some(at) => {
+                let secs = at.duration_since(now).as_secs_f64().ceil() as u64;
+                Ok(Some(secs.clamp(1, u64::from(u32::MAX)) as u32))
+            }
+        }
+    }
+}
+
+/// The message's expiry interval has passed; it must not be delivered [MQTT-3.3.2-5].
+#[derive(Debug, Clone, Copy)]
+pub struct Expired;

@@ -1,0 +1,129 @@
+//! The broker: shards, connections, sessions and routing wired together.
+//!
+//! `run` starts one shard per configured core. Each shard binds every listener (SO_REUSEPORT),
+//! accepts connections, hands each to its client's home shard, and routes messages over the mesh.
+
+mod connection;
+mod handlers;
+mod lifecycle;
+mod mesh;
+pub mod message;
+pub mod notify;
+mod retained;
+mod routing;
+pub mod shard;
+pub mod stats;
+mod sys;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatosk_io::Listener;
+use ratatosk_shards::{run_shards, ShardConfig, ShardContext};
+
+use crate::config::Config;
+use shard::{Shard, ShardMsg};
+use stats::Stats;
+
+/// The tenant every connection belongs to until authentication assigns others.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Why the broker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The shards could not start.
+    #[error(transparent)]
+    Runtime(#[from] ratatosk_shards::RuntimeError),
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Listen(#[from] ratatosk_io::ListenerError),
+}
+
+/// Runs the broker until `stop` becomes true; returns once every shard has closed its clients.
+pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
+    let shards = if config.shards == 0 { ratatosk_shards::allowed_cpus().len().max(1) } else { config.shards };
+    // Bind once up front so that a port in use is reported before any shard starts; each shard
+    // then binds its own socket on the same address.
+    let mut addrs = Vec::new();
+    for a in &config.listen {
+        addrs.push(Listener::probe_free(*a)?);
+    }
+    let config = Arc::new(Config { listen: addrs.clone(), ..config });
+    let stats = Stats::new(shards);
+    let bind_failed = Arc::new(AtomicBool::new(false));
+    let bf = bind_failed.clone();
+    let shard_config = ShardConfig { shards, ..ShardConfig::default() };
+    for a in &addrs {
+        tracing::info!(address = %a, shards, "listening for MQTT");
+    }
+    run_shards(shard_config, move |ctx: ShardContext<ShardMsg>| {
+        let config = config.clone();
+        let stats = stats.clone();
+        let stop = stop.clone();
+        let bind_failed = bf.clone();
+        async move { shard_main(ctx, config, stats, stop, bind_failed).await }
+    })?;
+    if bind_failed.load(Ordering::Relaxed) {
+        return Err(BrokerError::Runtime(ratatosk_shards::RuntimeError::Panicked(0)));
+    }
+    Ok(())
+}
+
+async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats: Stats, stop: Arc<AtomicBool>, bind_failed: Arc<AtomicBool>) {
+    let (senders, receivers) = match ctx.mesh.take() {
+        Some(m) => (Some(m.senders), Some(m.receivers)),
+        None => (None, None),
+    };
+    let shard = Rc::new(Shard::new(ctx.id, ctx.shards, config.clone(), senders, stats));
+    if let Some(mut receivers) = receivers {
+        mesh::spawn_receivers(&shard, &mut receivers);
+    }
+    for addr in &config.listen {
+        let listener = match Listener::bind(*addr) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, shard = shard.id, "listener failed");
+                bind_failed.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+        };
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let stream = listener.accept().await;
+                glommio::spawn_local(connection::accept(shard.clone(), stream)).detach();
+            }
+        })
+        .detach();
+    }
+    if shard.id == 0 && config.sys_interval > 0 {
+        glommio::spawn_local(sys::publish_loop(shard.clone())).detach();
+    }
+    while !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown(&shard).await;
+}
+
+/// Tells every connected client the server is going away (v5 DISCONNECT 0x8B) and gives the
+/// connections a moment to flush.
+async fn shutdown(shard: &Rc<Shard>) {
+    shard.stopping.set(true);
+    let sessions: Vec<_> = shard.sessions.borrow().values().cloned().collect();
+    for s in sessions {
+        let mut s = s.borrow_mut();
+        if s.connected {
+            s.kick = Some((s.generation, crate::protocol::reason::SERVER_SHUTTING_DOWN));
+            s.notify.notify();
+        }
+    }
+    for _ in 0..20 {
+        if shard.counters().clients_connected.load(Ordering::Relaxed) == 0 {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}

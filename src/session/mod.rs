@@ -1,0 +1,159 @@
+//! The per-client session: everything the broker keeps about one client id within a tenant.
+//!
+//! A session lives on its home shard only and is reached through `Rc<RefCell<Session>>` by the
+//! tasks of that shard, never from another thread. It outlives its connections when the client
+//! asked for a persistent session: subscriptions, unacknowledged outgoing messages (in flight),
+//! messages waiting for a free in-flight slot or for the client to come back (queued), and incoming
+//! QoS 2 packet ids not yet released.
+
+mod outbound;
+mod queue;
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::BytesMut;
+use bytestring::ByteString;
+
+use crate::broker::notify::Notify;
+use crate::protocol::{encode, encoded_len, LastWill, Packet, ProtocolVersion, SubOptions};
+
+pub use outbound::{Delivery, OutState};
+pub use queue::{Inflight, QueuedMessage};
+
+/// A subscription as the session remembers it (the filter string is the map key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// Options given in SUBSCRIBE.
+    pub options: SubOptions,
+    /// v5 subscription identifier, if one was given.
+    pub id: Option<u32>,
+}
+
+/// Session expiry meaning "never" [MQTT-3.1.2-?] (0xFFFFFFFF in v5; 3.x persistent sessions).
+pub const NEVER_EXPIRES: u32 = u32::MAX;
+
+/// What the current network connection negotiated; reset on every CONNECT.
+#[derive(Debug, Clone)]
+pub struct ConnState {
+    /// Protocol version of this connection.
+    pub version: ProtocolVersion,
+    /// Largest packet the client accepts (v5 maximum packet size), `u32::MAX` if unlimited.
+    pub max_packet_size: u32,
+    /// How many QoS 1/2 messages may be unacknowledged towards the client.
+    pub send_window: u16,
+    /// Topic aliases the client accepts from us (v5 topic alias maximum).
+    pub alias_max: u16,
+    /// Whether reason strings and user properties may be sent on errors (v5 request problem info).
+    pub problem_info: bool,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct Session {
+    /// Unique on this shard; distinguishes a new session from an old one with the same client id.
+    pub uid: u64,
+    /// Tenant namespace.
+    pub tenant: ByteString,
+    /// Client identifier.
+    pub client_id: ByteString,
+    /// Connection generation; bumps on every CONNECT so a stale connection task knows it lost.
+    pub generation: u64,
+    /// Whether a network connection is attached.
+    pub connected: bool,
+    /// Negotiated per-connection state.
+    pub conn: ConnState,
+    /// Bytes encoded for the client, flushed by its connection task.
+    pub out: BytesMut,
+    /// Wakes the connection task to flush `out` or to act on `kick`.
+    pub notify: Notify,
+    /// Set to a reason code when the connection must close (takeover, shutdown, error).
+    pub kick: Option<(u64, u8)>,
+    /// Filter string (including any `$share/group/` prefix) → subscription.
+    pub subscriptions: HashMap<ByteString, Subscription>,
+    /// Outgoing QoS 1/2 flow state.
+    pub inflight: Inflight,
+    /// Incoming QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
+    pub incoming_qos2: HashSet<u16>,
+    /// Session expiry interval in seconds after disconnect; `NEVER_EXPIRES` for never.
+    pub expiry_interval: u32,
+    /// Will of the current connection.
+    pub will: Option<LastWill>,
+    /// Inbound topic aliases of the current connection.
+    pub in_aliases: HashMap<u16, ByteString>,
+    /// Outbound topic aliases of the current connection.
+    pub out_aliases: HashMap<ByteString, u16>,
+    /// Messages dropped for this session (queue full, buffer full, too large), for metrics.
+    pub dropped: u64,
+}
+
+impl Session {
+    /// A fresh, disconnected session.
+    pub fn new(uid: u64, tenant: ByteString, client_id: ByteString) -> Session {
+        Session {
+            uid,
+            tenant,
+            client_id,
+            generation: 0,
+            connected: false,
+            conn: ConnState {
+                version: ProtocolVersion::V3_1_1,
+                max_packet_size: u32::MAX,
+                send_window: 1,
+                alias_max: 0,
+                problem_info: true,
+            },
+            out: BytesMut::new(),
+            notify: Notify::default(),
+            kick: None,
+            subscriptions: HashMap::new(),
+            inflight: Inflight::default(),
+            incoming_qos2: HashSet::new(),
+            expiry_interval: 0,
+            will: None,
+            in_aliases: HashMap::new(),
+            out_aliases: HashMap::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Attaches a new connection: kicks any previous one and resets per-connection state.
+    /// Returns the new generation.
+    pub fn attach(&mut self, conn: ConnState) -> u64 {
+        if self.connected {
+            self.kick = Some((self.generation, crate::protocol::reason::SESSION_TAKEN_OVER));
+            self.notify.notify();
+        }
+        self.generation += 1;
+        self.connected = true;
+        self.conn = conn;
+        self.out = BytesMut::new();
+        self.notify = Notify::default();
+        self.in_aliases.clear();
+        self.out_aliases.clear();
+        self.generation
+    }
+
+    /// Encodes a control packet for the client. A packet larger than the client's maximum packet
+    /// size is not sent [MQTT-3.1.2-24]; returns whether it was queued.
+    pub fn send(&mut self, packet: &Packet) -> bool {
+        if !self.connected {
+            return false;
+        }
+        let len = encoded_len(packet, self.conn.version);
+        if len > self.conn.max_packet_size as usize {
+            self.dropped += 1;
+            return false;
+        }
+        if encode(packet, self.conn.version, &mut self.out).is_err() {
+            self.dropped += 1;
+            return false;
+        }
+        self.notify.notify();
+        true
+    }
+
+    /// Whether this session keeps state after its connection closes.
+    pub fn is_persistent(&self) -> bool {
+        self.expiry_interval > 0
+    }
+}

@@ -1,0 +1,191 @@
+//! Broker → client message flow: delivery, QoS 1/2 acknowledgements, redelivery and aliases.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytestring::ByteString;
+
+use crate::broker::message::Message;
+use crate::config::Limits;
+use crate::protocol::{Packet, Properties, PubResp, Publish, QoS};
+
+use super::queue::{OutFlight, QueuedMessage};
+use super::Session;
+
+/// Where an outgoing QoS 1/2 message is in its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    /// QoS 1 sent, waiting for PUBACK.
+    AwaitPubAck,
+    /// QoS 2 sent, waiting for PUBREC.
+    AwaitPubRec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    AwaitPubComp,
+}
+
+/// One message to hand to a session.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The message.
+    pub msg: &'a Arc<Message>,
+    /// Granted QoS: the lower of the message's and the subscription's.
+    pub qos: QoS,
+    /// Retain flag to send (retain-as-published, or set for retained replays).
+    pub retain: bool,
+    /// v5 subscription identifiers of every matching subscription [MQTT-3.3.4-3].
+    pub sub_ids: &'a [u32],
+}
+
+impl Session {
+    /// Delivers a message: sends it now when connected and the window allows, queues QoS 1/2
+    /// otherwise, and drops (counting) what cannot be kept.
+    pub fn deliver(&mut self, d: Delivery<'_>, limits: &Limits, now: Instant) {
+        if d.msg.remaining_expiry(now).is_err() {
+            return;
+        }
+        if d.qos == QoS::AtMostOnce {
+            // QoS 0 is neither queued offline nor kept for a slow reader.
+            if self.connected && self.out.len() < limits.max_output_buffer {
+                self.write_publish(d.msg, QoS::AtMostOnce, d.retain, 0, false, d.sub_ids, now);
+            } else {
+                self.dropped += 1;
+            }
+            return;
+        }
+        let item = QueuedMessage { msg: d.msg.clone(), qos: d.qos, retain: d.retain, sub_ids: d.sub_ids.to_vec() };
+        if self.connected && self.inflight.queue.is_empty() && self.window_has_room() {
+            self.send_new(item, now);
+        } else if self.inflight.queue.len() < limits.max_queued {
+            self.inflight.queue.push_back(item);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn window_has_room(&self) -> bool {
+        self.inflight.window.len() < usize::from(self.conn.send_window)
+    }
+
+    fn send_new(&mut self, item: QueuedMessage, now: Instant) {
+        let pid = self.inflight.next_pid();
+        let state = if item.qos == QoS::ExactlyOnce { OutState::AwaitPubRec } else { OutState::AwaitPubAck };
+        if self.write_publish(&item.msg, item.qos, item.retain, pid, false, &item.sub_ids, now) {
+            self.inflight.window.push_back(OutFlight { pid, item, state });
+        }
+    }
+
+    /// Moves queued messages into the window while it has room.
+    pub fn pump(&mut self, now: Instant) {
+        while self.connected && self.window_has_room() {
+            let Some(item) = self.inflight.queue.pop_front() else { break };
+            if item.msg.remaining_expiry(now).is_err() {
+                continue;
+            }
+            self.send_new(item, now);
+        }
+    }
+
+    /// Resends every unacknowledged message after a reconnect with a kept session, in the original
+    /// order: PUBLISH with DUP for those not yet acknowledged, PUBREL for those past PUBREC
+    /// [MQTT-4.4.0-1].
+    pub fn resend(&mut self, now: Instant) {
+        let window: Vec<OutFlight> = self.inflight.window.iter().cloned().collect();
+        for f in window {
+            match f.state {
+                OutState::AwaitPubAck | OutState::AwaitPubRec => {
+                    // An expired message already in flight is still sent: the client may hold a
+                    // partial flow for it.
+                    self.write_publish(&f.item.msg, f.item.qos, f.item.retain, f.pid, true, &f.item.sub_ids, now);
+                }
+                OutState::AwaitPubComp => {
+                    self.send(&Packet::PubRel(PubResp { packet_id: f.pid, ..Default::default() }));
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// PUBACK from the client; returns false for an unknown packet id.
+    pub fn on_puback(&mut self, pid: u16, now: Instant) -> bool {
+        match self.inflight.position(pid) {
+            Some(i) if self.inflight.window[i].state == OutState::AwaitPubAck => {
+                self.inflight.window.remove(i);
+                self.pump(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// PUBREC from the client: answer PUBREL, or end the flow on an error reason code.
+    pub fn on_pubrec(&mut self, pid: u16, reason: u8, now: Instant) -> bool {
+        let Some(i) = self.inflight.position(pid) else {
+            // [MQTT-4.3.3-?] answer an unknown id with PUBREL "packet identifier not found" so the
+            // client can finish its side.
+            let reason = if self.conn.version.is_v5() { crate::protocol::reason::PACKET_IDENTIFIER_NOT_FOUND } else { 0 };
+            self.send(&Packet::PubRel(PubResp { packet_id: pid, reason, ..Default::default() }));
+            return false;
+        };
+        if reason >= 0x80 {
+            self.inflight.window.remove(i);
+            self.pump(now);
+            return true;
+        }
+        self.inflight.window[i].state = OutState::AwaitPubComp;
+        self.send(&Packet::PubRel(PubResp { packet_id: pid, ..Default::default() }));
+        true
+    }
+
+    /// PUBCOMP from the client.
+    pub fn on_pubcomp(&mut self, pid: u16, now: Instant) -> bool {
+        match self.inflight.position(pid) {
+            Some(i) if self.inflight.window[i].state == OutState::AwaitPubComp => {
+                self.inflight.window.remove(i);
+                self.pump(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Encodes one PUBLISH, choosing an outbound topic alias when the client allows them.
+    #[allow(clippy::too_many_arguments)]
+    fn write_publish(
+        &mut self,
+        msg: &Message,
+        qos: QoS,
+        retain: bool,
+        pid: u16,
+        dup: bool,
+        sub_ids: &[u32],
+        now: Instant,
+    ) -> bool {
+        let v5 = self.conn.version.is_v5();
+        let mut properties = Properties::default();
+        let mut topic = msg.topic.clone();
+        let mut new_alias = None;
+        if v5 {
+            properties = msg.properties.clone();
+            properties.message_expiry_interval = msg.remaining_expiry(now).unwrap_or(None);
+            properties.subscription_identifiers = sub_ids.to_vec();
+            if self.conn.alias_max > 0 {
+                if let Some(a) = self.out_aliases.get(&msg.topic) {
+                    properties.topic_alias = Some(*a);
+                    topic = ByteString::new();
+                } else if self.out_aliases.len() < usize::from(self.conn.alias_max) {
+                    let a = self.out_aliases.len() as u16 + 1;
+                    self.out_aliases.insert(msg.topic.clone(), a);
+                    properties.topic_alias = Some(a);
+                    new_alias = Some(a);
+                }
+            }
+        }
+        let packet = Packet::Publish(Publish { dup, qos, retain, topic, packet_id: pid, payload: msg.payload.clone(), properties });
+        let sent = self.send(&packet);
+        if !sent && new_alias.is_some() {
+            // The client never learnt this alias; forget it so a later message re-establishes it.
+            self.out_aliases.remove(&msg.topic);
+        }
+        sent
+    }
+}
