@@ -317,7 +317,10 @@ async fn serve(
                 }
                 loop {
                     match protocol::decode(&mut rbuf, Some(v), limits.max_packet_size) {
-                        Ok(Some(p)) => match handlers::handle(&mut ctx, p).await {
+                        Ok(Some(p)) => match {
+                            tracing::trace!(client = %client_id, packet = ?p, "received");
+                            handlers::handle(&mut ctx, p).await
+                        } {
                             Flow::Continue => {}
                             Flow::Disconnect { will } => {
                                 outcome = if will { Outcome::Lost } else { Outcome::Normal };
@@ -354,12 +357,33 @@ async fn serve(
             }
         }
     }
+    if outcome == Outcome::Error {
+        linger(&mut stream).await;
+    }
     let _ = stream.close().await;
     ShardCounters::sub(counters, 1);
     tracing::debug!(client = %client_id, ?outcome, "client disconnected");
     if outcome != Outcome::TakenOver {
         lifecycle::detach(&shard, &session, gen, outcome == Outcome::Normal).await;
     }
+}
+
+/// After closing for an error: stop sending, then read and discard what the client still sends
+/// for a moment. Closing a socket with unread input makes the kernel reset the connection, and a
+/// reset can destroy the DISCONNECT (with its reason code) before the client reads it.
+async fn linger(stream: &mut TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+    let mut scratch = [0u8; 4096];
+    let _ = glommio::timer::timeout(Duration::from_secs(1), async {
+        // Bounded by the timeout; ends early at EOF or error.
+        while let Ok(n) = stream.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    })
+    .await;
 }
 
 /// How a connection ended.

@@ -165,7 +165,7 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
             continue;
         }
         ctx.session.borrow_mut().subscriptions.insert(filter.clone(), Subscription { options, id: sub_id });
-        let local = LocalSub { session: ctx.session.clone(), uid, client_id: client_id.clone(), options, id: sub_id };
+        let local = LocalSub { session: ctx.session.clone(), uid, client_id: client_id.clone(), options, id: sub_id, since: Instant::now() };
         if let Some(route) = shard.add_route(&tenant, &real, group.as_ref(), local) {
             announcements.push(route);
         }

@@ -29,11 +29,22 @@ fn handle(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
             let stream = stream.attach();
             glommio::spawn_local(connection::adopt(shard.clone(), stream, bytes)).detach();
         }
-        ShardMsg::Publish(m) => shard.deliver_local(&m, None),
+        ShardMsg::Publish(m) => shard.deliver_local(&m, None, false),
+        ShardMsg::Replay(m) => shard.deliver_local(&m, None, true),
         ShardMsg::SharedPublish { msg, filter, group } => shard.deliver_shared(&msg, &filter, &group),
         ShardMsg::RouteAdd(route, token) => {
             shard.apply_remote_route(&route, true);
-            reply(shard, from, ShardMsg::Ack(token));
+            let replays = shard.replays_for(&route);
+            let shard2 = shard.clone();
+            // Replays go out before the ack, on the same channel, so they precede anything the
+            // subscriber's shard sees after its SUBACK.
+            glommio::spawn_local(async move {
+                for m in replays {
+                    shard2.send_to(from, ShardMsg::Replay(m)).await;
+                }
+                shard2.send_to(from, ShardMsg::Ack(token)).await;
+            })
+            .detach();
         }
         ShardMsg::RouteRemove(route) => shard.apply_remote_route(&route, false),
         ShardMsg::Retain(m, token) => {

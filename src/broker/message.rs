@@ -30,6 +30,8 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client id of the publisher, for the v5 no-local option.
     pub origin: ByteString,
+    /// When the broker accepted it; orders it against subscriptions made on other shards.
+    pub published_at: Instant,
 }
 
 impl Message {
@@ -42,7 +44,7 @@ impl Message {
             .map(|s| Instant::now() + std::time::Duration::from_secs(u64::from(s)));
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
-        Message { tenant, topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, origin }
+        Message { tenant, topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, origin, published_at: Instant::now() }
     }
 
     /// Seconds of life left, `None` for no expiry, `Some(0)`-free: an expired message returns `Err`.

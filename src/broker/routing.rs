@@ -14,7 +14,19 @@ use bytestring::ByteString;
 use super::message::Message;
 use super::shard::{FilterEntry, Group, LocalSub, Route, Shard, ShardMsg};
 use super::stats::ShardCounters;
+use crate::protocol::topic::matches;
 use crate::protocol::QoS;
+
+/// How long published messages are kept for replay to late routes.
+const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
+/// A subscription made on one shard within this time after a publish on another shard counts as
+/// concurrent with it and receives it. MQTT orders nothing between different clients, and a
+/// single-threaded broker resolves such ties by whichever socket it happens to read first; shards
+/// read their sockets independently (a busy core may read a SUBSCRIBE milliseconds late), so ties
+/// are resolved in the subscriber's favour rather than by scheduling luck.
+const CONCURRENCY_TOLERANCE: std::time::Duration = std::time::Duration::from_millis(50);
+/// At most this many messages are kept for replay.
+const REPLAY_MAX: usize = 4096;
 use crate::session::Delivery;
 
 /// One session's share of a message: matching subscriptions merged.
@@ -33,12 +45,15 @@ impl Shard {
         }
         let mut remote = vec![false; self.n];
         let mut shared_remote = Vec::new();
-        self.deliver_local(&msg, Some((&mut remote, &mut shared_remote)));
+        self.deliver_local(&msg, Some((&mut remote, &mut shared_remote)), false);
+        let mut sent_mask = 0u64;
         for (shard, wanted) in remote.iter().enumerate() {
             if *wanted {
+                sent_mask |= 1u64.checked_shl(shard as u32).unwrap_or(0);
                 self.send_to(shard, ShardMsg::Publish(msg.clone())).await;
             }
         }
+        self.remember(&msg, sent_mask);
         for (shard, filter, group) in shared_remote {
             self.send_to(shard, ShardMsg::SharedPublish { msg: msg.clone(), filter, group }).await;
         }
@@ -51,6 +66,7 @@ impl Shard {
         &self,
         msg: &Arc<Message>,
         mut fan_out: Option<(&mut Vec<bool>, &mut Vec<(usize, ByteString, ByteString)>)>,
+        replay: bool,
     ) {
         let mut matches: Vec<Match> = Vec::new();
         {
@@ -60,6 +76,9 @@ impl Shard {
                 for sub in &entry.local {
                     // [MQTT-3.8.3-3] no local: not to the publisher's own session.
                     if sub.options.no_local && sub.client_id == msg.origin {
+                        continue;
+                    }
+                    if replay && sub.since > msg.published_at + CONCURRENCY_TOLERANCE {
                         continue;
                     }
                     merge(&mut matches, sub);
@@ -116,6 +135,40 @@ impl Shard {
             Instant::now(),
         );
         ShardCounters::add(&self.counters().messages_sent, 1);
+    }
+
+    /// Keeps a published message for `REPLAY_WINDOW` with the set of shards it went to.
+    fn remember(&self, msg: &Arc<Message>, sent_mask: u64) {
+        if self.n < 2 || self.n > 64 {
+            return;
+        }
+        let mut recent = self.recent.borrow_mut();
+        let now = msg.published_at;
+        while recent.front().is_some_and(|(m, _)| now.saturating_duration_since(m.published_at) > REPLAY_WINDOW) || recent.len() >= REPLAY_MAX {
+            recent.pop_front();
+        }
+        recent.push_back((msg.clone(), sent_mask));
+    }
+
+    /// Recent messages that match a route another shard just announced and were not sent there.
+    ///
+    /// Route updates cross the mesh asynchronously: a message published here a moment after a
+    /// client subscribed on another shard may have been matched against the old route table. The
+    /// subscriber's shard delivers these replays only to subscriptions older than the message, so
+    /// nothing published before a subscription leaks in and nothing after it is lost.
+    pub fn replays_for(&self, route: &Route) -> Vec<Arc<Message>> {
+        if route.group.is_some() || route.shard >= 64 {
+            return Vec::new();
+        }
+        let bit = 1u64 << route.shard;
+        let mut out = Vec::new();
+        for (m, mask) in self.recent.borrow_mut().iter_mut() {
+            if *mask & bit == 0 && m.tenant == route.tenant && matches(&route.filter, &m.topic) {
+                *mask |= bit;
+                out.push(m.clone());
+            }
+        }
+        out
     }
 
     fn pick_group_shard(&self, g: &Group) -> Option<usize> {

@@ -41,6 +41,9 @@ pub enum ShardMsg {
     },
     /// A message to match against the receiving shard's own subscribers.
     Publish(Arc<Message>),
+    /// A message published before the sender learnt of the receiver's new route: deliver it only
+    /// to subscriptions that were already active when it was published.
+    Replay(Arc<Message>),
     /// A message for one member of a shared subscription group on the receiving shard.
     SharedPublish {
         /// The message.
@@ -109,6 +112,8 @@ pub struct LocalSub {
     pub options: SubOptions,
     /// Subscription identifier.
     pub id: Option<u32>,
+    /// When the subscription became active here; replayed messages older than this are skipped.
+    pub since: std::time::Instant,
 }
 
 /// Members of one shared subscription group for one filter.
@@ -168,6 +173,9 @@ pub struct Shard {
     pub pending: RefCell<HashMap<u64, (usize, Notify)>>,
     next_uid: Cell<u64>,
     next_token: Cell<u64>,
+    /// Messages published here recently, with the shards they went to, so that a route that
+    /// arrives late still gets the messages published after its subscription began.
+    pub recent: RefCell<std::collections::VecDeque<(Arc<Message>, u64)>>,
     /// Set when the broker is shutting down.
     pub stopping: Cell<bool>,
     /// Woken when shutdown begins.
@@ -187,6 +195,7 @@ impl Shard {
             retained: RefCell::default(),
             stats,
             pending: RefCell::default(),
+            recent: RefCell::default(),
             next_uid: Cell::new(1),
             next_token: Cell::new(1),
             stopping: Cell::new(false),

@@ -37,6 +37,7 @@ pub async fn publish_loop(shard: Rc<Shard>) {
                 properties: Properties::default(),
                 expires_at: None,
                 origin: ByteString::from_static("$SYS"),
+                published_at: std::time::Instant::now(),
             };
             shard.publish(Arc::new(msg)).await;
         }

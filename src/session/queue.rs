@@ -89,6 +89,7 @@ mod tests {
             properties: Default::default(),
             expires_at: None,
             origin: "c".into(),
+            published_at: std::time::Instant::now(),
         });
         let item = QueuedMessage { msg, qos: QoS::AtLeastOnce, retain: false, sub_ids: vec![] };
         f.window.push_back(OutFlight { pid: 1, item, state: OutState::AwaitPubAck });
