@@ -1,0 +1,660 @@
+//! One MQTT client on a glommio executor: connect, then idle, subscribe-and-receive, or publish.
+//!
+//! The state machine is hand-rolled on the `ratatosk` codec, with no client library, so that the
+//! tool is cheap per message: a publisher encodes a batch of PUBLISH packets into one buffer, stamps
+//! the payload headers in place (no per-message allocation) and writes the batch with one call; a
+//! receiver decodes everything one read brought in, records all latencies under one histogram lock
+//! and answers all acknowledgements with one write.
+//!
+//! Each connection has a reader task and, for publishers, a driver task; both write through an
+//! async lock so acknowledgements (PUBREL, PUBACK) and pings never interleave with a publish batch.
+//! Reads time out every `READ_TICK` so that a quiet connection still notices the run ending and
+//! sends its keep-alive pings; every wait in here is bounded by that or by the run's phase.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use bytestring::ByteString;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use glommio::net::TcpStream;
+use glommio::sync::{RwLock, Semaphore};
+use glommio::timer::sleep;
+use ratatosk::protocol::{
+    decode, encode, Connect, Disconnect, Packet, Properties, PubResp, Publish, QoS, SubOptions, Subscribe,
+};
+
+use crate::clock::mono_ns;
+use crate::plan::{ClientPlan, Plan, Role};
+use crate::seq::SeqTracker;
+use crate::stats::{bump, get, Stats, PHASE_DRAINING, PHASE_RUNNING, PHASE_STOP};
+
+/// How often a blocked read gives up to look at the run's phase and the keep-alive timer.
+const READ_TICK: Duration = Duration::from_millis(100);
+/// Longest a write may wait for the broker to read.
+const WRITE_STALL: Duration = Duration::from_secs(10);
+/// Limit for TCP connect and for the CONNACK to arrive.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest packet accepted from the broker.
+const MAX_PACKET: u32 = 256 * 1024 * 1024;
+/// Bytes asked for per read; large enough that a busy subscriber reads many messages per call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Target size of one publish batch when sending as fast as possible: big enough to amortize the
+/// write call, small enough to stay in cache and not starve the connection's other tasks.
+const BATCH_BYTES: usize = 32 * 1024;
+/// Connection errors printed before further ones are only counted.
+const MAX_ERRORS_SHOWN: u64 = 5;
+
+static ERRORS_SHOWN: AtomicU64 = AtomicU64::new(0);
+
+fn report_error(what: &str, client: &str, e: &dyn std::fmt::Display) {
+    let n = ERRORS_SHOWN.fetch_add(1, Ordering::Relaxed);
+    if n < MAX_ERRORS_SHOWN {
+        eprintln!("ratatosk-bench: {client}: {what}: {e}");
+    } else if n == MAX_ERRORS_SHOWN {
+        eprintln!("ratatosk-bench: further connection errors are counted but not shown");
+    }
+}
+
+/// What every client task on one executor shares.
+pub struct Ctx {
+    /// The run plan.
+    pub plan: Arc<Plan>,
+    /// Shared counters.
+    pub stats: Arc<Stats>,
+    /// This executor's index (its histogram slot).
+    pub shard: usize,
+}
+
+/// Runs client `idx` of the plan to completion: waits for its connect slot, connects (with the
+/// planned retries), does its role until the run stops, and disconnects.
+pub async fn run_client(ctx: Rc<Ctx>, idx: usize) {
+    let c = &ctx.plan.clients[idx];
+    let stats = &ctx.stats;
+    if wait_for_slot(&ctx, c).await {
+        match connect_with_retries(&ctx.plan, c, stats).await {
+            Ok((stream, rbuf)) => {
+                bump(&stats.connect_succ, 1);
+                run_role(&ctx, c, stream, rbuf).await;
+            }
+            Err(e) => {
+                bump(&stats.connect_fail, 1);
+                report_error("connect failed", &c.client_id, &e);
+                settle_without_connection(&ctx, c).await;
+            }
+        }
+    } else {
+        settle_without_connection(&ctx, c).await;
+    }
+    bump(&stats.clients_ended, 1);
+}
+
+/// Sleeps until the client's connect time; false when the run stopped first.
+async fn wait_for_slot(ctx: &Ctx, c: &ClientPlan) -> bool {
+    let stats = &ctx.stats;
+    let base = if c.after_subscribers {
+        loop {
+            match stats.phase() {
+                PHASE_STOP => return false,
+                p if p >= PHASE_RUNNING => break stats.run_start_ns.load(Ordering::Acquire),
+                _ => sleep(Duration::from_millis(2)).await,
+            }
+        }
+    } else {
+        stats.start_ns.load(Ordering::Acquire)
+    };
+    let at = base.saturating_add(c.slot.saturating_mul(ctx.plan.connect_interval_ns));
+    loop {
+        if stats.phase() >= PHASE_DRAINING {
+            return false;
+        }
+        let now = mono_ns();
+        if now >= at {
+            return true;
+        }
+        sleep(Duration::from_nanos((at - now).min(100_000_000))).await;
+    }
+}
+
+/// Settles the bookkeeping of a client that never got to do its role, so the run does not wait for
+/// it: a subscriber counts as settled (and its expected messages as lost), a publisher as done.
+async fn settle_without_connection(ctx: &Ctx, c: &ClientPlan) {
+    match &c.role {
+        Role::Sub { sources, .. } => {
+            bump(&ctx.stats.sub_fail, 1);
+            bump(&ctx.stats.subs_settled, 1);
+            wait_for_stop(&ctx.stats).await;
+            account_subscriber(ctx, &HashMap::new(), sources.as_deref());
+        }
+        Role::Pub { .. } => bump(&ctx.stats.pubs_done, 1),
+        Role::Conn => {}
+    }
+}
+
+async fn wait_for_stop(stats: &Stats) {
+    while stats.phase() < PHASE_STOP {
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn connect_with_retries(plan: &Plan, c: &ClientPlan, stats: &Stats) -> io::Result<(TcpStream, BytesMut)> {
+    let mut attempt = 0;
+    loop {
+        match handshake(plan, c).await {
+            Ok(r) => return Ok(r),
+            Err(e) if attempt >= plan.retries || stats.phase() >= PHASE_DRAINING => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// TCP connect, CONNECT, and wait for a successful CONNACK; returns the stream and any bytes that
+/// arrived after the CONNACK.
+async fn handshake(plan: &Plan, c: &ClientPlan) -> io::Result<(TcpStream, BytesMut)> {
+    let mut stream = connect_tcp(c.addr).await?;
+    stream.set_nodelay(true).map_err(gio)?;
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(gio)?;
+    let mut properties = Properties::default();
+    if plan.session_expiry > 0 {
+        properties.session_expiry_interval = Some(plan.session_expiry);
+    }
+    let connect = Packet::Connect(Box::new(Connect {
+        protocol: plan.version,
+        clean_start: plan.clean,
+        keep_alive: plan.keepalive,
+        client_id: c.client_id.clone(),
+        will: None,
+        username: plan.username.clone(),
+        password: plan.password.clone(),
+        properties,
+    }));
+    let mut out = BytesMut::with_capacity(128);
+    encode(&connect, plan.version, &mut out).map_err(io::Error::other)?;
+    stream.write_all(&out).await?;
+    let mut rbuf = BytesMut::with_capacity(1024);
+    let mut tmp = [0u8; 1024];
+    loop {
+        match decode(&mut rbuf, Some(plan.version), MAX_PACKET) {
+            Ok(Some(Packet::ConnAck(ack))) if ack.code == 0 => return Ok((stream, rbuf)),
+            Ok(Some(Packet::ConnAck(ack))) => {
+                return Err(io::Error::other(format!("broker refused the connection (code 0x{:02X})", ack.code)))
+            }
+            Ok(Some(other)) => return Err(io::Error::other(format!("expected CONNACK, got {other:?}"))),
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::other(e)),
+        }
+        let n = stream.read(&mut tmp).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "broker closed the connection before CONNACK"));
+        }
+        rbuf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+    TcpStream::connect_timeout(addr, HANDSHAKE_TIMEOUT).await.map_err(gio)
+}
+
+/// State shared by a connection's reader and driver.
+struct Conn {
+    writer: RwLock<WriteHalf<TcpStream>>,
+    last_write_ns: Cell<u64>,
+    /// Set before we send DISCONNECT: an end of stream after it is expected, not a lost connection.
+    closing: Cell<bool>,
+    /// Unacknowledged QoS 1/2 publishes allowed (`-F`).
+    inflight: Semaphore,
+    /// Packet identifiers in use, one bit each.
+    ids: RefCell<PacketIds>,
+}
+
+impl Conn {
+    async fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut w = self.writer.write().await.map_err(|e| io::Error::other(e.to_string()))?;
+        w.write_all(bytes).await?;
+        self.last_write_ns.set(mono_ns());
+        Ok(())
+    }
+
+    async fn disconnect(&self, plan: &Plan) {
+        self.closing.set(true);
+        let mut out = BytesMut::with_capacity(4);
+        if encode(&Packet::Disconnect(Disconnect::default()), plan.version, &mut out).is_ok() {
+            // The connection is being dropped anyway; a failed goodbye changes nothing.
+            let _ = self.send(&out).await;
+        }
+        if let Ok(mut w) = self.writer.write().await {
+            let _ = w.close().await;
+        }
+    }
+}
+
+/// Allocator of packet identifiers 1..=65535.
+struct PacketIds {
+    bits: Vec<u64>,
+    next: u16,
+}
+
+impl PacketIds {
+    fn new() -> PacketIds {
+        PacketIds { bits: vec![0; 1024], next: 1 }
+    }
+
+    /// A free identifier; the caller holds an inflight permit, and inflight ≤ 65535, so one exists.
+    fn alloc(&mut self) -> u16 {
+        for _ in 0..=u16::MAX as u32 {
+            let id = self.next;
+            self.next = if self.next == u16::MAX { 1 } else { self.next + 1 };
+            let (w, b) = ((id / 64) as usize, 1u64 << (id % 64));
+            if self.bits[w] & b == 0 {
+                self.bits[w] |= b;
+                return id;
+            }
+        }
+        0
+    }
+
+    /// Frees `id`; false when it was not in use (a stray acknowledgement).
+    fn release(&mut self, id: u16) -> bool {
+        let (w, b) = ((id / 64) as usize, 1u64 << (id % 64));
+        let used = self.bits[w] & b != 0;
+        self.bits[w] &= !b;
+        used
+    }
+}
+
+async fn run_role(ctx: &Rc<Ctx>, c: &ClientPlan, stream: TcpStream, rbuf: BytesMut) {
+    // A broker that has not taken a single byte for this long is stalled: count the connection as
+    // lost instead of waiting on it forever.
+    if let Err(e) = stream.set_write_timeout(Some(WRITE_STALL)) {
+        report_error("socket setup failed", &c.client_id, &e);
+    }
+    if let Err(e) = stream.set_read_timeout(Some(READ_TICK)) {
+        report_error("socket setup failed", &c.client_id, &e);
+    }
+    let (reader, writer) = futures_lite::io::split(stream);
+    let inflight = ctx.plan.publish.as_ref().map_or(1, |p| p.inflight);
+    let conn = Rc::new(Conn {
+        writer: RwLock::new(writer),
+        last_write_ns: Cell::new(mono_ns()),
+        closing: Cell::new(false),
+        inflight: Semaphore::new(u64::from(inflight)),
+        ids: RefCell::new(PacketIds::new()),
+    });
+    match &c.role {
+        Role::Conn => {
+            read_loop(ctx, &conn, c, reader, rbuf, None).await;
+        }
+        Role::Sub { filter, sources } => {
+            let mut rx = Receiver::default();
+            if let Err(e) = subscribe(ctx, &conn, filter).await {
+                report_error("subscribe failed", &c.client_id, &e);
+                bump(&ctx.stats.conn_lost, 1);
+            } else {
+                read_loop(ctx, &conn, c, reader, rbuf, Some(&mut rx)).await;
+            }
+            if !rx.settled {
+                bump(&ctx.stats.sub_fail, 1);
+                bump(&ctx.stats.subs_settled, 1);
+            }
+            wait_for_stop(&ctx.stats).await;
+            account_subscriber(ctx, &rx.trackers, sources.as_deref());
+        }
+        Role::Pub { topic, id, limit, start_wait_ms } => {
+            let reader_task = glommio::spawn_local({
+                let ctx = ctx.clone();
+                let conn = conn.clone();
+                let c = c.clone();
+                async move { read_loop(&ctx, &conn, &c, reader, rbuf, None).await }
+            });
+            publish_loop(ctx, &conn, c, topic, *id, *limit, *start_wait_ms).await;
+            reader_task.await;
+        }
+    }
+}
+
+async fn subscribe(ctx: &Ctx, conn: &Conn, filter: &ByteString) -> io::Result<()> {
+    let sub = Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        filters: vec![(filter.clone(), SubOptions { qos: ctx.plan.sub_qos, ..SubOptions::default() })],
+        properties: Properties::default(),
+    });
+    let mut out = BytesMut::with_capacity(64);
+    encode(&sub, ctx.plan.version, &mut out).map_err(io::Error::other)?;
+    conn.send(&out).await
+}
+
+/// A subscriber's receive-side state: per-publisher sequence trackers and whether its SUBACK came.
+#[derive(Default)]
+struct Receiver {
+    trackers: HashMap<u32, SeqTracker>,
+    settled: bool,
+}
+
+/// Adds a finished subscriber's loss, duplicate and order counts to the totals. With known sources
+/// (exact accounting) a message is lost when a source sent it and it never arrived; otherwise only
+/// the gaps below each publisher's highest received sequence number are known.
+fn account_subscriber(ctx: &Ctx, trackers: &HashMap<u32, SeqTracker>, sources: Option<&[u32]>) {
+    let stats = &ctx.stats;
+    let mut lost = 0;
+    for t in trackers.values() {
+        bump(&stats.duplicated, t.duplicates);
+        bump(&stats.out_of_order, t.out_of_order);
+    }
+    match sources {
+        Some(src) => {
+            let mut expected = 0;
+            for &p in src {
+                let sent = stats.sent_per_pub.get(p as usize).map_or(0, get);
+                let got = trackers.get(&p).map_or(0, |t| t.distinct);
+                expected += sent;
+                lost += sent.saturating_sub(got);
+            }
+            bump(&stats.expected, expected);
+        }
+        None => lost = trackers.values().map(SeqTracker::gaps).sum(),
+    }
+    bump(&stats.lost, lost);
+}
+
+/// Reads and handles packets until the run stops (subscribers and idle connections) or the driver
+/// closes the connection (publishers).
+async fn read_loop(
+    ctx: &Ctx,
+    conn: &Conn,
+    c: &ClientPlan,
+    mut reader: ReadHalf<TcpStream>,
+    mut rbuf: BytesMut,
+    mut rx: Option<&mut Receiver>,
+) {
+    let plan = &ctx.plan;
+    let stats = &ctx.stats;
+    let mut tmp = vec![0u8; READ_CHUNK];
+    let mut out = BytesMut::with_capacity(1024);
+    let keepalive_ns = u64::from(plan.keepalive) * 1_000_000_000;
+    let owns_end = !matches!(c.role, Role::Pub { .. });
+    loop {
+        if let Err(e) = handle_buffered(ctx, conn, &mut rbuf, &mut out, rx.as_deref_mut()) {
+            report_error("bad packet from broker", &c.client_id, &e);
+            if !conn.closing.get() {
+                bump(&stats.conn_lost, 1);
+            }
+            return;
+        }
+        if !out.is_empty() {
+            if conn.send(&out).await.is_err() {
+                if !conn.closing.get() {
+                    bump(&stats.conn_lost, 1);
+                }
+                return;
+            }
+            out.clear();
+        }
+        if conn.closing.get() {
+            return;
+        }
+        if owns_end && stats.phase() >= PHASE_STOP {
+            conn.disconnect(plan).await;
+            return;
+        }
+        match reader.read(&mut tmp).await {
+            Ok(0) => {
+                if !conn.closing.get() {
+                    report_error("connection lost", &c.client_id, &"broker closed it");
+                    bump(&stats.conn_lost, 1);
+                }
+                return;
+            }
+            Ok(n) => rbuf.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // Half the keep alive without sending anything: ping so the broker keeps us.
+                if keepalive_ns > 0 && mono_ns().saturating_sub(conn.last_write_ns.get()) > keepalive_ns / 2 {
+                    let _ = encode(&Packet::PingReq, plan.version, &mut out);
+                }
+            }
+            Err(e) => {
+                if !conn.closing.get() {
+                    report_error("connection lost", &c.client_id, &e);
+                    bump(&stats.conn_lost, 1);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Decodes and handles every whole packet in `rbuf`, appending responses to `out`. Counters are
+/// added once per call and latencies recorded under one lock, not per message.
+fn handle_buffered(
+    ctx: &Ctx,
+    conn: &Conn,
+    rbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    mut rx: Option<&mut Receiver>,
+) -> Result<(), String> {
+    let plan = &ctx.plan;
+    let stats = &ctx.stats;
+    let version = plan.version;
+    let (mut recv, mut acked, mut failed, mut released) = (0u64, 0u64, 0u64, 0u64);
+    let mut hist = None;
+    let result = loop {
+        let packet = match decode(rbuf, Some(version), MAX_PACKET) {
+            Ok(Some(p)) => p,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e.to_string()),
+        };
+        match packet {
+            Packet::Publish(p) => {
+                recv += 1;
+                let stamp = plan.layout.read(&p.payload);
+                if let Some(ts) = stamp.ts {
+                    let h = hist.get_or_insert_with(|| stats.hist[ctx.shard].lock().unwrap_or_else(|e| e.into_inner()));
+                    h.saturating_record(mono_ns().saturating_sub(ts).max(1));
+                }
+                if let (Some((id, seq)), Some(rx)) = (stamp.seq, rx.as_deref_mut()) {
+                    rx.trackers.entry(id).or_default().record(seq);
+                }
+                let resp = PubResp { packet_id: p.packet_id, ..PubResp::default() };
+                let ack = match p.qos {
+                    QoS::AtMostOnce => None,
+                    QoS::AtLeastOnce => Some(Packet::PubAck(resp)),
+                    QoS::ExactlyOnce => Some(Packet::PubRec(resp)),
+                };
+                if let Some(ack) = ack {
+                    encode(&ack, version, out).map_err(|e| e.to_string())?;
+                }
+            }
+            Packet::PubRel(r) => {
+                let resp = Packet::PubComp(PubResp { packet_id: r.packet_id, ..PubResp::default() });
+                encode(&resp, version, out).map_err(|e| e.to_string())?;
+            }
+            Packet::PubAck(r) | Packet::PubComp(r) => {
+                if conn.ids.borrow_mut().release(r.packet_id) {
+                    released += 1;
+                    if r.reason < 0x80 {
+                        acked += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+            Packet::PubRec(r) => {
+                if r.reason >= 0x80 {
+                    if conn.ids.borrow_mut().release(r.packet_id) {
+                        released += 1;
+                        failed += 1;
+                    }
+                } else {
+                    let rel = Packet::PubRel(PubResp { packet_id: r.packet_id, ..PubResp::default() });
+                    encode(&rel, version, out).map_err(|e| e.to_string())?;
+                }
+            }
+            Packet::SubAck(a) => {
+                if let Some(rx) = rx.as_deref_mut() {
+                    if !rx.settled {
+                        rx.settled = true;
+                        let ok = a.reasons.iter().all(|r| *r < 0x80);
+                        bump(if ok { &stats.sub } else { &stats.sub_fail }, 1);
+                        bump(&stats.subs_settled, 1);
+                    }
+                }
+            }
+            Packet::Disconnect(d) => break Err(format!("broker sent DISCONNECT (reason 0x{:02X})", d.reason)),
+            // PINGRESP, UNSUBACK, AUTH: nothing to do.
+            _ => {}
+        }
+    };
+    drop(hist);
+    if recv > 0 {
+        bump(&stats.recv, recv);
+    }
+    if released > 0 {
+        bump(&stats.pub_succ, acked);
+        bump(&stats.pub_fail, failed);
+        conn.inflight.signal(released);
+    }
+    result
+}
+
+/// Publishes until the limit, or until the run leaves the running phase; then waits (bounded) for
+/// outstanding acknowledgements and disconnects. Returns the number of messages sent.
+async fn publish_loop(
+    ctx: &Ctx,
+    conn: &Conn,
+    c: &ClientPlan,
+    topic: &ByteString,
+    id: u32,
+    limit: u64,
+    start_wait_ms: u64,
+) -> u64 {
+    let plan = &ctx.plan;
+    let stats = &ctx.stats;
+    let Some(pp) = plan.publish.as_ref() else {
+        bump(&stats.pubs_done, 1);
+        return 0;
+    };
+    let wait_until = mono_ns() + start_wait_ms * 1_000_000;
+    while mono_ns() < wait_until && stats.phase() < PHASE_DRAINING {
+        sleep(Duration::from_millis(start_wait_ms.min(100))).await;
+    }
+    let mut packet = Packet::Publish(Publish {
+        dup: false,
+        qos: pp.qos,
+        retain: pp.retain,
+        topic: topic.clone(),
+        packet_id: 0,
+        payload: pp.payload.clone(),
+        properties: Properties::default(),
+    });
+    let plen = pp.payload.len();
+    let per_msg = plen + topic.len() + 8;
+    let interval = pp.interval_ns;
+    let batch_max = if interval == 0 { (BATCH_BYTES / per_msg).clamp(1, 512) as u64 } else { 512 };
+    let mut wbuf = BytesMut::with_capacity(BATCH_BYTES + per_msg);
+    let sent_counter = stats.sent_per_pub.get(id as usize);
+    let mut seq = 0u64;
+    let mut next = mono_ns();
+    let mut failed = false;
+    'run: loop {
+        if stats.phase() >= PHASE_DRAINING || (limit > 0 && seq >= limit) {
+            break;
+        }
+        let now = mono_ns();
+        let mut due = if interval == 0 {
+            batch_max
+        } else if now < next {
+            sleep(Duration::from_nanos((next - now).min(100_000_000))).await;
+            continue;
+        } else {
+            // Behind schedule (the broker or the socket held us up): send everything that is due
+            // now, stamped with the time it was meant to go, so the stall shows up as latency.
+            ((now - next) / interval + 1).min(batch_max)
+        };
+        if limit > 0 {
+            due = due.min(limit - seq);
+        }
+        let mut n = 0;
+        while n < due {
+            let packet_id = if pp.qos == QoS::AtMostOnce {
+                0
+            } else {
+                if !conn.inflight.try_acquire(1).unwrap_or(false) {
+                    if n > 0 {
+                        break; // send what is encoded; acknowledgements come back meanwhile
+                    }
+                    let got = futures_lite::future::or(async { conn.inflight.acquire(1).await.is_ok() }, async {
+                        sleep(READ_TICK).await;
+                        false
+                    })
+                    .await;
+                    if !got {
+                        continue 'run; // look at the phase again
+                    }
+                }
+                conn.ids.borrow_mut().alloc()
+            };
+            if let Packet::Publish(p) = &mut packet {
+                p.packet_id = packet_id;
+            }
+            if let Err(e) = encode(&packet, plan.version, &mut wbuf) {
+                report_error("cannot encode PUBLISH", &c.client_id, &e);
+                failed = true;
+                break 'run;
+            }
+            let end = wbuf.len();
+            let ts = if interval == 0 { mono_ns() } else { next };
+            plan.layout.stamp(&mut wbuf[end - plen..end], ts, id, seq);
+            seq += 1;
+            n += 1;
+            if interval > 0 {
+                next += interval;
+            }
+        }
+        if n > 0 {
+            if let Err(e) = conn.send(&wbuf).await {
+                if !conn.closing.get() {
+                    report_error("publish failed", &c.client_id, &e);
+                    bump(&stats.conn_lost, 1);
+                    // The reader will see the same end of stream; it must not count it again.
+                    conn.closing.set(true);
+                }
+                failed = true;
+                break;
+            }
+            wbuf.clear();
+            bump(&stats.publish, n);
+            if let Some(s) = sent_counter {
+                bump(s, n);
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+    if !failed && pp.qos != QoS::AtMostOnce {
+        // Wait for the broker to acknowledge what is in flight, bounded by the drain time.
+        let deadline = mono_ns() + plan.drain_ns;
+        while conn.inflight.available() < u64::from(pp.inflight) && mono_ns() < deadline && !conn.closing.get() {
+            sleep(Duration::from_millis(1)).await;
+        }
+    }
+    bump(&stats.pubs_done, 1);
+    if pp.keep_connected && !failed {
+        wait_for_stop(stats).await;
+    }
+    if !conn.closing.get() {
+        conn.disconnect(plan).await;
+    }
+    seq
+}
+
+/// glommio's error as an `io::Error` (its payload is not `Sync`, so keep only the message).
+fn gio(e: glommio::GlommioError<()>) -> io::Error {
+    io::Error::other(e.to_string())
+}
