@@ -153,6 +153,14 @@ mod tests {
     }
 
     #[test]
+    fn sample_config_matches_the_defaults() {
+        let text = include_str!("../ratatosk.sample.toml");
+        let sample: Config = toml::from_str(text).unwrap();
+        sample.validate().unwrap();
+        assert_eq!(format!("{sample:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = toml::from_str::<Config>("[limits]\nmax_inflihgt = 3\n").unwrap_err().to_string();
         assert!(err.contains("max_inflihgt"), "{err}");

@@ -346,6 +346,9 @@ async fn serve(
                 if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
                     rbuf = BytesMut::new();
                 }
+                // A client that always has input ready would never let this task return Pending;
+                // give the other connections (and the accept loop) their turn.
+                glommio::yield_if_needed().await;
             }
             Event::Wake => {}
             Event::KeepAliveExpired => {

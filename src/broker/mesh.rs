@@ -15,6 +15,7 @@ pub fn spawn_receivers(shard: &Rc<Shard>, receivers: &mut Receivers<ShardMsg>) {
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
                 handle(&shard, peer, msg);
+                glommio::yield_if_needed().await;
             }
         })
         .detach();
