@@ -545,7 +545,7 @@ async fn publish_loop(
     while mono_ns() < wait_until && stats.phase() < PHASE_DRAINING {
         sleep(Duration::from_millis(start_wait_ms.min(100))).await;
     }
-    let mut packet = Packet::Publish(Publish {
+    let mut packet = Packet::Publish(Box::new(Publish {
         dup: false,
         qos: pp.qos,
         retain: pp.retain,
@@ -553,7 +553,7 @@ async fn publish_loop(
         packet_id: 0,
         payload: pp.payload.clone(),
         properties: Properties::default(),
-    });
+    }));
     let plen = pp.payload.len();
     let per_msg = plen + topic.len() + 8;
     let interval = pp.interval_ns;

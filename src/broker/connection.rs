@@ -271,9 +271,14 @@ async fn serve(
     ShardCounters::add(counters, 1);
     tracing::debug!(client = %client_id, shard = shard.id, "client connected");
 
-    let keep = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
-    let mut deadline = keep.map(|k| Instant::now() + k);
-    let mut ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero };
+    {
+        // [MQTT-3.1.2-24] silence beyond 1.5 × keep alive closes the connection; the shard's
+        // keep alive sweep checks `last_rx`, so the read loop carries no timer.
+        let mut s = session.borrow_mut();
+        s.keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+        s.last_rx = Instant::now();
+    }
+    let mut ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero, now: Instant::now() };
     let mut outcome = Outcome::Lost;
     let mut spare = BytesMut::new();
     'conn: loop {
@@ -308,12 +313,16 @@ async fn serve(
         }
         spare = out;
 
-        let ev = wait(&mut stream, &mut rbuf, &notify, deadline).await;
+        let ev = wait(&mut stream, &mut rbuf, &notify).await;
         match ev {
             Event::Read(Ok(0)) | Event::Read(Err(_)) => break,
             Event::Read(Ok(_)) => {
-                if let Some(k) = keep {
-                    deadline = Some(Instant::now() + k);
+                ctx.now = Instant::now();
+                {
+                    let mut s = session.borrow_mut();
+                    if s.generation == gen {
+                        s.last_rx = ctx.now;
+                    }
                 }
                 loop {
                     match protocol::decode(&mut rbuf, Some(v), limits.max_packet_size) {
@@ -351,13 +360,6 @@ async fn serve(
                 glommio::yield_if_needed().await;
             }
             Event::Wake => {}
-            Event::KeepAliveExpired => {
-                // [MQTT-3.1.2-24] no packet within 1.5 × keep alive.
-                close_with(&session, gen, v, reason::KEEP_ALIVE_TIMEOUT);
-                flush(&session, gen, &mut stream).await;
-                outcome = Outcome::Error;
-                break;
-            }
         }
     }
     if outcome == Outcome::Error {
@@ -407,13 +409,12 @@ enum Outcome {
 enum Event {
     Read(std::io::Result<usize>),
     Wake,
-    KeepAliveExpired,
 }
 
-/// Waits for input, a wake-up or the keep alive deadline. Read bytes are appended to `rbuf`; the
-/// buffer is trimmed back whatever wins, since a losing read is simply dropped (glommio's reads are
-/// readiness-based, so dropping one loses no data).
-async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notify::Notify, deadline: Option<Instant>) -> Event {
+/// Waits for input or a wake-up. Read bytes are appended to `rbuf`; the buffer is trimmed back
+/// whatever wins, since a losing read is simply dropped (glommio's reads are readiness-based, so
+/// dropping one loses no data).
+async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notify::Notify) -> Event {
     let start = rbuf.len();
     rbuf.resize(start + READ_CHUNK, 0);
     let ev = {
@@ -423,16 +424,7 @@ async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notif
             notify.notified().await;
             Event::Wake
         };
-        let timer = async {
-            match deadline {
-                Some(d) => {
-                    glommio::timer::sleep(d.saturating_duration_since(Instant::now())).await;
-                    Event::KeepAliveExpired
-                }
-                None => std::future::pending().await,
-            }
-        };
-        futures_lite::future::or(read, futures_lite::future::or(wake, timer)).await
+        futures_lite::future::or(read, wake).await
     };
     let n = match ev {
         Event::Read(Ok(n)) => n,

@@ -38,11 +38,13 @@ pub struct Ctx {
     pub gen: u64,
     /// Whether CONNECT set a session expiry of 0 (a DISCONNECT may not raise it [MQTT-3.14.2-2]).
     pub connect_expiry_zero: bool,
+    /// When the current batch of packets was read; one clock reading serves the whole batch.
+    pub now: Instant,
 }
 
 /// Handles one packet from the client.
 pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
-    let now = Instant::now();
+    let now = ctx.now;
     match packet {
         Packet::Publish(p) => publish(ctx, p).await,
         Packet::PubAck(r) => {
@@ -84,7 +86,7 @@ pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
     }
 }
 
-async fn publish(ctx: &mut Ctx, mut p: Publish) -> Flow {
+async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
     let limits = &ctx.shard.config.limits;
     let (tenant, client_id, topic) = {
         let mut s = ctx.session.borrow_mut();
@@ -118,7 +120,7 @@ async fn publish(ctx: &mut Ctx, mut p: Publish) -> Flow {
     };
     ShardCounters::add(&ctx.shard.counters().messages_received, 1);
     let (qos, pid) = (p.qos, p.packet_id);
-    let msg = Message::from_publish(tenant, client_id, topic, p);
+    let msg = Message::from_publish(tenant, client_id, topic, p, ctx.now);
     ctx.shard.publish(Arc::new(msg)).await;
     let mut s = ctx.session.borrow_mut();
     if s.generation != ctx.gen {
@@ -165,7 +167,7 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
             continue;
         }
         ctx.session.borrow_mut().subscriptions.insert(filter.clone(), Subscription { options, id: sub_id });
-        let local = LocalSub { session: ctx.session.clone(), uid, client_id: client_id.clone(), options, id: sub_id, since: Instant::now() };
+        let local = LocalSub { session: ctx.session.clone(), uid, client_id: client_id.clone(), options, id: sub_id, since: ctx.now };
         if let Some(route) = shard.add_route(&tenant, &real, group.as_ref(), local) {
             announcements.push(route);
         }

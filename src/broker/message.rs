@@ -24,8 +24,9 @@ pub struct Message {
     /// Retain flag as published.
     pub retain: bool,
     /// Properties forwarded to subscribers (no topic alias or subscription identifiers; the message
-    /// expiry interval is recomputed from `expires_at` on each delivery).
-    pub properties: Properties,
+    /// expiry interval is recomputed from `expires_at` on each delivery). `None` when there are
+    /// none, which keeps the common message small.
+    pub properties: Option<Box<Properties>>,
     /// When the message expires, from the v5 message expiry interval.
     pub expires_at: Option<Instant>,
     /// Client id of the publisher, for the v5 no-local option.
@@ -36,15 +37,25 @@ pub struct Message {
 
 impl Message {
     /// Builds a message from an incoming PUBLISH whose topic has been resolved.
-    pub fn from_publish(tenant: ByteString, origin: ByteString, topic: ByteString, p: Publish) -> Message {
-        let mut properties = p.properties;
-        let expires_at = properties
+    pub fn from_publish(tenant: ByteString, origin: ByteString, topic: ByteString, mut p: Box<Publish>, now: Instant) -> Message {
+        let expires_at = p
+            .properties
             .message_expiry_interval
-            .take()
-            .map(|s| Instant::now() + std::time::Duration::from_secs(u64::from(s)));
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
-        Message { tenant, topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, origin, published_at: Instant::now() }
+            .map(|s| now + std::time::Duration::from_secs(u64::from(s)));
+        let pp = &p.properties;
+        let forwarded = pp.payload_format_indicator.is_some()
+            || pp.content_type.is_some()
+            || pp.response_topic.is_some()
+            || pp.correlation_data.is_some()
+            || !pp.user_properties.is_empty();
+        let properties = forwarded.then(|| {
+            let mut props = std::mem::take(&mut p.properties);
+            props.message_expiry_interval = None;
+            props.topic_alias = None;
+            props.subscription_identifiers.clear();
+            Box::new(props)
+        });
+        Message { tenant, topic, payload: std::mem::take(&mut p.payload), qos: p.qos, retain: p.retain, properties, expires_at, origin, published_at: now }
     }
 
     /// Seconds of life left, `None` for no expiry, `Some(0)`-free: an expired message returns `Err`.

@@ -99,6 +99,7 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats:
         })
         .detach();
     }
+    glommio::spawn_local(keep_alive_sweep(shard.clone())).detach();
     if shard.id == 0 && config.sys_interval > 0 {
         glommio::spawn_local(sys::publish_loop(shard.clone())).detach();
     }
@@ -106,6 +107,22 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats:
         glommio::timer::sleep(Duration::from_millis(100)).await;
     }
     shutdown(&shard).await;
+}
+
+/// Closes connections that stayed silent past 1.5 × their keep alive [MQTT-3.1.2-24]: one sweep
+/// per shard every 250 ms instead of a timer per connection on the read path.
+async fn keep_alive_sweep(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(250)).await;
+        let now = std::time::Instant::now();
+        for s in shard.sessions.borrow().values() {
+            let mut s = s.borrow_mut();
+            if s.kick.is_none() && s.keep_alive_expired(now) {
+                s.kick = Some((s.generation, crate::protocol::reason::KEEP_ALIVE_TIMEOUT));
+                s.notify.notify();
+            }
+        }
+    }
 }
 
 /// Tells every connected client the server is going away (v5 DISCONNECT 0x8B) and gives the

@@ -31,7 +31,8 @@ use crate::session::Delivery;
 
 /// One session's share of a message: matching subscriptions merged.
 struct Match {
-    sub: LocalSub,
+    session: crate::broker::shard::SessionRef,
+    uid: u64,
     qos: QoS,
     retain_as_published: bool,
     ids: Vec<u32>,
@@ -103,14 +104,16 @@ impl Shard {
                 }
             });
         }
-        let now = Instant::now();
+        // Expiry is judged against the publish time: a mesh hop takes microseconds, and queued
+        // messages are checked again with the real clock when they leave the queue.
+        let now = msg.published_at;
         let limits = &self.config.limits;
         let c = self.counters();
         for m in matches {
             let qos = m.qos.min(msg.qos);
             // [MQTT-3.3.1-12/13]: retain flag only with retain-as-published.
             let retain = m.retain_as_published && msg.retain;
-            let mut s = m.sub.session.borrow_mut();
+            let mut s = m.session.borrow_mut();
             s.deliver(Delivery { msg, qos, retain, sub_ids: &m.ids }, limits, now);
             drop(s);
             ShardCounters::add(&c.messages_sent, 1);
@@ -128,7 +131,7 @@ impl Shard {
                 None => return,
             }
         };
-        let mut s = m.sub.session.borrow_mut();
+        let mut s = m.session.borrow_mut();
         s.deliver(
             Delivery { msg, qos: m.qos.min(msg.qos), retain: m.retain_as_published && msg.retain, sub_ids: &m.ids },
             &self.config.limits,
@@ -318,13 +321,13 @@ fn pick_member(g: &Group) -> Option<&LocalSub> {
 }
 
 fn single(sub: &LocalSub) -> Match {
-    Match { sub: sub.clone(), qos: sub.options.qos, retain_as_published: sub.options.retain_as_published, ids: sub.id.into_iter().collect() }
+    Match { session: sub.session.clone(), uid: sub.uid, qos: sub.options.qos, retain_as_published: sub.options.retain_as_published, ids: sub.id.into_iter().collect() }
 }
 
 /// Merges overlapping subscriptions of one session into one delivery with the highest QoS and all
 /// subscription identifiers [MQTT-3.3.4-2, MQTT-3.3.4-3].
 fn merge(matches: &mut Vec<Match>, sub: &LocalSub) {
-    if let Some(m) = matches.iter_mut().find(|m| m.sub.uid == sub.uid) {
+    if let Some(m) = matches.iter_mut().find(|m| m.uid == sub.uid) {
         m.qos = m.qos.max(sub.options.qos);
         m.retain_as_published |= sub.options.retain_as_published;
         if let Some(id) = sub.id {

@@ -11,7 +11,7 @@ use bytestring::ByteString;
 use super::message::Message;
 use super::shard::Shard;
 use super::DEFAULT_TENANT;
-use crate::protocol::{Properties, QoS};
+use crate::protocol::QoS;
 
 /// Publishes the `$SYS` topics forever.
 pub async fn publish_loop(shard: Rc<Shard>) {
@@ -34,7 +34,7 @@ pub async fn publish_loop(shard: Rc<Shard>) {
                 payload: Bytes::from(value),
                 qos: QoS::AtMostOnce,
                 retain: true,
-                properties: Properties::default(),
+                properties: None,
                 expires_at: None,
                 origin: ByteString::from_static("$SYS"),
                 published_at: std::time::Instant::now(),

@@ -380,7 +380,7 @@ fn parse_connack(r: &mut Reader, v: ProtocolVersion) -> Result<ConnAck, DecodeEr
     })
 }
 
-fn parse_publish(flags: u8, r: &mut Reader, v: ProtocolVersion) -> Result<Publish, DecodeError> {
+fn parse_publish(flags: u8, r: &mut Reader, v: ProtocolVersion) -> Result<Box<Publish>, DecodeError> {
     let dup = flags & 0x08 != 0;
     let retain = flags & 0x01 != 0;
     // [MQTT-3.3.1-4] both QoS bits set is malformed.
@@ -396,15 +396,24 @@ fn parse_publish(flags: u8, r: &mut Reader, v: ProtocolVersion) -> Result<Publis
     } else {
         packet_id(r)?
     };
-    let properties = if v.is_v5() {
-        read_properties(r, CTX_PUBLISH)?
-    } else {
-        Properties::default()
-    };
+    // Built in its box up front, properties read in place: PUBLISH is the hot packet.
+    let mut publish = Box::new(Publish {
+        dup,
+        qos,
+        retain,
+        topic,
+        packet_id,
+        payload: Bytes::new(),
+        properties: Properties::default(),
+    });
+    if v.is_v5() {
+        read_properties_into(r, CTX_PUBLISH, &mut publish.properties)?;
+    }
+    let topic = &publish.topic;
     if topic.is_empty() {
         // 5.0 section 3.3.2.1: an empty topic name is only allowed with a Topic Alias.
         if v.is_v5() {
-            if properties.topic_alias.is_none() {
+            if publish.properties.topic_alias.is_none() {
                 return Err(DecodeError::Protocol(
                     "empty topic name without a topic alias",
                 ));
@@ -413,7 +422,7 @@ fn parse_publish(flags: u8, r: &mut Reader, v: ProtocolVersion) -> Result<Publis
             // [MQTT-4.7.3-1] topics are at least one character long.
             return Err(DecodeError::InvalidTopicName("empty topic name"));
         }
-    } else if !topic::is_valid_topic_name(&topic) {
+    } else if !topic::is_valid_topic_name(topic) {
         // [MQTT-3.3.2-2] no wildcards in a topic name (U+0000 was rejected with the string).
         return Err(DecodeError::InvalidTopicName(
             "topic name contains a wildcard",
@@ -421,15 +430,8 @@ fn parse_publish(flags: u8, r: &mut Reader, v: ProtocolVersion) -> Result<Publis
     }
     // Several Subscription Identifiers are allowed in PUBLISH; that a client must not send any
     // [MQTT-3.3.4-6] is a direction rule left to the session layer, since this decoder serves both ends.
-    Ok(Publish {
-        dup,
-        qos,
-        retain,
-        topic,
-        packet_id,
-        payload: r.rest(),
-        properties,
-    })
+    publish.payload = r.rest();
+    Ok(publish)
 }
 
 fn parse_pub_resp(r: &mut Reader, v: ProtocolVersion, ctx: u16) -> Result<PubResp, DecodeError> {
@@ -721,9 +723,15 @@ fn non_zero<T: Default + PartialEq>(id: u8, v: T) -> Result<T, DecodeError> {
 
 /// Reads a 5.0 property block (length + properties) allowed in packet context `ctx`.
 fn read_properties(r: &mut Reader, ctx: u16) -> Result<Properties, DecodeError> {
+    let mut p = Properties::default();
+    read_properties_into(r, ctx, &mut p)?;
+    Ok(p)
+}
+
+/// Reads a property block into `p` in place (the PUBLISH path: no 400-byte `Properties` moves).
+fn read_properties_into(r: &mut Reader, ctx: u16, p: &mut Properties) -> Result<(), DecodeError> {
     let len = r.vbi("property length")? as usize;
     let mut pr = r.take(len, "properties")?;
-    let mut p = Properties::default();
     while !pr.is_empty() {
         let raw_id = pr.vbi("property identifier")?;
         let id = u8::try_from(raw_id).map_err(|_| DecodeError::UnknownProperty(raw_id))?;
@@ -843,7 +851,7 @@ fn read_properties(r: &mut Reader, ctx: u16) -> Result<Properties, DecodeError> 
             _ => return Err(DecodeError::UnknownProperty(raw_id)),
         }
     }
-    Ok(p)
+    Ok(())
 }
 
 /// Bounds-checked cursor over a frozen packet; every read either succeeds or returns `Truncated`,

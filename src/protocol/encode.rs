@@ -632,3 +632,135 @@ impl PropertySink for Writer<'_> {
         put_binary(self.0, v.as_bytes());
     }
 }
+
+/// An outgoing PUBLISH described by borrowed parts, for the broker's delivery path: it is encoded
+/// straight from the routed message, without building (and cloning properties into) a `Publish`.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishParts<'a> {
+    /// DUP flag (ignored for QoS 0).
+    pub dup: bool,
+    /// QoS of this transmission.
+    pub qos: QoS,
+    /// RETAIN flag.
+    pub retain: bool,
+    /// Topic name; empty when `topic_alias` names a topic the receiver already knows.
+    pub topic: &'a str,
+    /// Packet identifier (QoS 1/2).
+    pub packet_id: u16,
+    /// Payload.
+    pub payload: &'a [u8],
+    /// The message's own properties (5.0), if any; message expiry, topic alias and subscription
+    /// identifiers in it are ignored in favour of the fields below.
+    pub properties: Option<&'a Properties>,
+    /// Remaining message expiry interval.
+    pub message_expiry: Option<u32>,
+    /// Topic alias to send.
+    pub topic_alias: Option<u16>,
+    /// Subscription identifiers of the matching subscriptions.
+    pub subscription_ids: &'a [u32],
+}
+
+/// Appends the PUBLISH described by `p` unless its encoded size exceeds `max_size` (the receiver's
+/// maximum packet size, [MQTT-3.1.2-24]); returns the encoded size.
+///
+/// # Errors
+///
+/// `PacketTooLarge` above `max_size` or the protocol limit, `FieldTooLong` for a topic above
+/// 65,535 bytes, `InvalidValue` for packet identifier 0 with QoS > 0.
+pub fn encode_publish(
+    p: &PublishParts<'_>,
+    version: ProtocolVersion,
+    max_size: u32,
+    out: &mut BytesMut,
+) -> Result<usize, EncodeError> {
+    let v5 = version.is_v5();
+    let mut s = Sizes::default();
+    let mut n = s.field(p.topic.len(), "topic name");
+    if p.qos != QoS::AtMostOnce {
+        s.packet_id(p.packet_id);
+        n += 2;
+    }
+    let mut props_len = 0;
+    if v5 {
+        let mut c = Counter::default();
+        if let Some(props) = p.properties {
+            visit_publish_base(props, &mut c);
+        }
+        if let Some(err) = c.err {
+            s.fail(err);
+        }
+        props_len = c.len + overrides_len(p);
+        n += vbi_len(props_len.min(MAX_VBI as usize) as u32) + props_len;
+    }
+    let remaining = n + p.payload.len();
+    if let Some(err) = s.err {
+        return Err(err);
+    }
+    if remaining > MAX_VBI as usize {
+        return Err(EncodeError::PacketTooLarge(remaining));
+    }
+    let total = 1 + vbi_len(remaining as u32) + remaining;
+    if total > max_size as usize {
+        return Err(EncodeError::PacketTooLarge(total));
+    }
+    out.reserve(total);
+    let dup = p.dup && p.qos != QoS::AtMostOnce;
+    header(out, 0x30 | u8::from(dup) << 3 | (p.qos as u8) << 1 | u8::from(p.retain), remaining);
+    put_binary(out, p.topic.as_bytes());
+    if p.qos != QoS::AtMostOnce {
+        out.put_u16(p.packet_id);
+    }
+    if v5 {
+        put_vbi(out, props_len as u32);
+        let mut w = Writer(out);
+        if let Some(props) = p.properties {
+            visit_publish_base(props, &mut w);
+        }
+        if let Some(e) = p.message_expiry {
+            w.four(0x02, e);
+        }
+        for id in p.subscription_ids {
+            w.vbi(0x0B, *id);
+        }
+        if let Some(a) = p.topic_alias {
+            w.two(0x23, a);
+        }
+    }
+    out.put_slice(p.payload);
+    Ok(total)
+}
+
+/// The message properties a broker forwards in PUBLISH [MQTT-3.3.2-?]: payload format, content
+/// type, response topic, correlation data and user properties. Expiry, alias and subscription
+/// identifiers are per delivery and written by `encode_publish` itself.
+fn visit_publish_base<S: PropertySink>(p: &Properties, s: &mut S) {
+    if let Some(v) = p.payload_format_indicator {
+        s.byte(0x01, v);
+    }
+    if let Some(v) = &p.content_type {
+        s.field(0x03, v.as_bytes());
+    }
+    if let Some(v) = &p.response_topic {
+        s.field(0x08, v.as_bytes());
+    }
+    if let Some(v) = &p.correlation_data {
+        s.field(0x09, v);
+    }
+    for (k, v) in &p.user_properties {
+        s.pair(0x26, k, v);
+    }
+}
+
+fn overrides_len(p: &PublishParts<'_>) -> usize {
+    let mut n = 0;
+    if p.message_expiry.is_some() {
+        n += 5;
+    }
+    for id in p.subscription_ids {
+        n += 1 + vbi_len(*id);
+    }
+    if p.topic_alias.is_some() {
+        n += 3;
+    }
+    n
+}

@@ -16,7 +16,7 @@ pub mod topic;
 mod tests;
 
 pub use decode::{check, decode};
-pub use encode::{encode, encoded_len};
+pub use encode::{encode, encode_publish, encoded_len, PublishParts};
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;
 pub use properties::Properties;

@@ -68,8 +68,9 @@ pub enum Packet {
     Connect(Box<Connect>),
     /// CONNACK (type 2).
     ConnAck(ConnAck),
-    /// PUBLISH (type 3).
-    Publish(Publish),
+    /// PUBLISH (type 3), boxed: it is the packet that flows most, and moving a boxed one costs a
+    /// pointer instead of its several hundred bytes of properties.
+    Publish(Box<Publish>),
     /// PUBACK (type 4).
     PubAck(PubResp),
     /// PUBREC (type 5).

@@ -250,7 +250,7 @@ fn samples(v: ProtocolVersion) -> Vec<Packet> {
             },
             properties: Properties::default(),
         }),
-        Packet::Publish(Publish {
+        Packet::Publish(Box::new(Publish {
             dup: true,
             qos: QoS::AtLeastOnce,
             retain: true,
@@ -268,8 +268,8 @@ fn samples(v: ProtocolVersion) -> Vec<Packet> {
                 user_properties: user_props(),
                 ..Properties::default()
             }),
-        }),
-        Packet::Publish(Publish {
+        })),
+        Packet::Publish(Box::new(Publish {
             dup: false,
             qos: QoS::AtMostOnce,
             retain: false,
@@ -277,8 +277,8 @@ fn samples(v: ProtocolVersion) -> Vec<Packet> {
             packet_id: 0,
             payload: Bytes::new(),
             properties: Properties::default(),
-        }),
-        Packet::Publish(Publish {
+        })),
+        Packet::Publish(Box::new(Publish {
             dup: false,
             qos: QoS::ExactlyOnce,
             retain: false,
@@ -286,7 +286,7 @@ fn samples(v: ProtocolVersion) -> Vec<Packet> {
             packet_id: 65535,
             payload: Bytes::from_static(b"hello"),
             properties: Properties::default(),
-        }),
+        })),
     ];
     for (make, code) in [
         (Packet::PubAck as fn(PubResp) -> Packet, 0x10),
@@ -1307,7 +1307,7 @@ fn unknown_property_identifier_is_malformed_v5_2_2_2_2() {
 #[test]
 fn encode_rejects_remaining_length_above_268_435_455() {
     // calloc'd zero pages: large but never touched because encode fails before writing.
-    let p = Packet::Publish(Publish {
+    let p = Packet::Publish(Box::new(Publish {
         dup: false,
         qos: QoS::AtMostOnce,
         retain: false,
@@ -1315,7 +1315,7 @@ fn encode_rejects_remaining_length_above_268_435_455() {
         packet_id: 0,
         payload: Bytes::from(vec![0u8; 268_435_455]),
         properties: Properties::default(),
-    });
+    }));
     let mut out = BytesMut::from(&b"keep"[..]);
     assert!(matches!(
         encode(&p, V311, &mut out),
@@ -1341,7 +1341,7 @@ fn encode_rejects_string_longer_than_65535_bytes() {
 
 #[test]
 fn encode_rejects_qos_1_publish_with_packet_id_0() {
-    let p = Packet::Publish(Publish {
+    let p = Packet::Publish(Box::new(Publish {
         dup: false,
         qos: QoS::AtLeastOnce,
         retain: false,
@@ -1349,7 +1349,7 @@ fn encode_rejects_qos_1_publish_with_packet_id_0() {
         packet_id: 0,
         payload: Bytes::new(),
         properties: Properties::default(),
-    });
+    }));
     assert!(matches!(
         encode(&p, V5, &mut BytesMut::new()),
         Err(EncodeError::InvalidValue(_))
@@ -1383,7 +1383,7 @@ fn encode_rejects_subscription_identifier_out_of_range() {
 
 #[test]
 fn encode_drops_dup_on_qos_0_publish() {
-    let p = Packet::Publish(Publish {
+    let p = Packet::Publish(Box::new(Publish {
         dup: true,
         qos: QoS::AtMostOnce,
         retain: false,
@@ -1391,7 +1391,7 @@ fn encode_drops_dup_on_qos_0_publish() {
         packet_id: 0,
         payload: Bytes::new(),
         properties: Properties::default(),
-    });
+    }));
     assert_eq!(enc(&p, V311)[0], 0x30);
 }
 
@@ -1757,7 +1757,7 @@ proptest! {
 
     #[test]
     fn publish_round_trips((v, p) in arb_version().prop_flat_map(|v| (Just(v), arb_publish(v)))) {
-        roundtrip(&Packet::Publish(p), v);
+        roundtrip(&Packet::Publish(Box::new(p)), v);
     }
 
     #[test]
@@ -1801,10 +1801,66 @@ proptest! {
         pos in any::<prop::sample::Index>(),
         byte in any::<u8>(),
     ) {
-        let mut bytes = enc(&Packet::Publish(p), v).to_vec();
+        let mut bytes = enc(&Packet::Publish(Box::new(p)), v).to_vec();
         let i = pos.index(bytes.len());
         bytes[i] = byte;
         let mut buf = BytesMut::from(&bytes[..]);
         let _ = decode(&mut buf, Some(v), MAX);
     }
+}
+
+#[test]
+fn encode_publish_from_parts_decodes_to_the_same_publish() {
+    let mut props = Properties::default();
+    props.content_type = Some(ByteString::from_static("text/plain"));
+    props.user_properties = vec![(ByteString::from_static("k"), ByteString::from_static("v"))];
+    for v in [V31, V311, V5] {
+        let parts = PublishParts {
+            dup: true,
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            topic: "a/b",
+            packet_id: 7,
+            payload: b"hello",
+            properties: Some(&props),
+            message_expiry: Some(30),
+            topic_alias: Some(3),
+            subscription_ids: &[1, 300],
+        };
+        let mut out = BytesMut::new();
+        let n = encode_publish(&parts, v, u32::MAX, &mut out).unwrap();
+        assert_eq!(n, out.len());
+        let Some(Packet::Publish(p)) = decode(&mut out, Some(v), MAX).unwrap() else { panic!("not a publish") };
+        assert_eq!((p.dup, p.qos, p.retain, p.packet_id), (true, QoS::AtLeastOnce, true, 7));
+        assert_eq!((&p.topic[..], &p.payload[..]), ("a/b", &b"hello"[..]));
+        if v == V5 {
+            assert_eq!(p.properties.content_type, props.content_type);
+            assert_eq!(p.properties.user_properties, props.user_properties);
+            assert_eq!(p.properties.message_expiry_interval, Some(30));
+            assert_eq!(p.properties.topic_alias, Some(3));
+            assert_eq!(p.properties.subscription_identifiers, vec![1, 300]);
+        } else {
+            assert_eq!(p.properties, Properties::default());
+        }
+    }
+}
+
+#[test]
+fn encode_publish_refuses_a_packet_above_the_receivers_maximum_mqtt_3_1_2_24() {
+    let parts = PublishParts {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: "t",
+        packet_id: 0,
+        payload: &[0u8; 100],
+        properties: None,
+        message_expiry: None,
+        topic_alias: None,
+        subscription_ids: &[],
+    };
+    let mut out = BytesMut::new();
+    assert!(matches!(encode_publish(&parts, V5, 64, &mut out), Err(EncodeError::PacketTooLarge(_))));
+    assert!(out.is_empty());
+    assert!(encode_publish(&parts, V5, 200, &mut out).is_ok());
 }

@@ -84,6 +84,10 @@ pub struct Session {
     pub out_aliases: HashMap<ByteString, u16>,
     /// Messages dropped for this session (queue full, buffer full, too large), for metrics.
     pub dropped: u64,
+    /// 1.5 × the keep alive of the current connection; `None` when keep alive is off.
+    pub keep_alive: Option<std::time::Duration>,
+    /// When the current connection last sent anything.
+    pub last_rx: std::time::Instant,
 }
 
 impl Session {
@@ -113,6 +117,8 @@ impl Session {
             in_aliases: HashMap::new(),
             out_aliases: HashMap::new(),
             dropped: 0,
+            keep_alive: None,
+            last_rx: std::time::Instant::now(),
         }
     }
 
@@ -150,6 +156,11 @@ impl Session {
         }
         self.notify.notify();
         true
+    }
+
+    /// Whether the connection has been silent past its keep alive [MQTT-3.1.2-24].
+    pub fn keep_alive_expired(&self, now: std::time::Instant) -> bool {
+        self.connected && self.keep_alive.is_some_and(|k| now.saturating_duration_since(self.last_rx) > k)
     }
 
     /// Whether this session keeps state after its connection closes.

@@ -3,11 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytestring::ByteString;
-
 use crate::broker::message::Message;
 use crate::config::Limits;
-use crate::protocol::{Packet, Properties, PubResp, Publish, QoS};
+use crate::protocol::{encode_publish, Packet, PubResp, PublishParts, QoS};
 
 use super::queue::{OutFlight, QueuedMessage};
 use super::Session;
@@ -160,32 +158,50 @@ impl Session {
         sub_ids: &[u32],
         now: Instant,
     ) -> bool {
+        if !self.connected {
+            return false;
+        }
         let v5 = self.conn.version.is_v5();
-        let mut properties = Properties::default();
-        let mut topic = msg.topic.clone();
-        let mut new_alias = None;
-        if v5 {
-            properties = msg.properties.clone();
-            properties.message_expiry_interval = msg.remaining_expiry(now).unwrap_or(None);
-            properties.subscription_identifiers = sub_ids.to_vec();
-            if self.conn.alias_max > 0 {
-                if let Some(a) = self.out_aliases.get(&msg.topic) {
-                    properties.topic_alias = Some(*a);
-                    topic = ByteString::new();
-                } else if self.out_aliases.len() < usize::from(self.conn.alias_max) {
-                    let a = self.out_aliases.len() as u16 + 1;
-                    self.out_aliases.insert(msg.topic.clone(), a);
-                    properties.topic_alias = Some(a);
-                    new_alias = Some(a);
-                }
+        let mut topic: &str = &msg.topic;
+        let mut topic_alias = None;
+        let mut new_alias = false;
+        if v5 && self.conn.alias_max > 0 {
+            if let Some(a) = self.out_aliases.get(&msg.topic) {
+                topic_alias = Some(*a);
+                topic = "";
+            } else if self.out_aliases.len() < usize::from(self.conn.alias_max) {
+                let a = self.out_aliases.len() as u16 + 1;
+                self.out_aliases.insert(msg.topic.clone(), a);
+                topic_alias = Some(a);
+                new_alias = true;
             }
         }
-        let packet = Packet::Publish(Publish { dup, qos, retain, topic, packet_id: pid, payload: msg.payload.clone(), properties });
-        let sent = self.send(&packet);
-        if !sent && new_alias.is_some() {
-            // The client never learnt this alias; forget it so a later message re-establishes it.
-            self.out_aliases.remove(&msg.topic);
+        let parts = PublishParts {
+            dup,
+            qos,
+            retain,
+            topic,
+            packet_id: pid,
+            payload: &msg.payload,
+            properties: msg.properties.as_deref(),
+            message_expiry: if v5 { msg.remaining_expiry(now).unwrap_or(None) } else { None },
+            topic_alias,
+            subscription_ids: if v5 { sub_ids } else { &[] },
+        };
+        match encode_publish(&parts, self.conn.version, self.conn.max_packet_size, &mut self.out) {
+            Ok(_) => {
+                self.notify.notify();
+                true
+            }
+            Err(_) => {
+                // Too large for the client [MQTT-3.1.2-25]: not sent, and the alias it would have
+                // introduced is forgotten so a later message establishes it.
+                self.dropped += 1;
+                if new_alias {
+                    self.out_aliases.remove(&msg.topic);
+                }
+                false
+            }
         }
-        sent
     }
 }

@@ -86,7 +86,7 @@ mod tests {
             payload: bytes::Bytes::new(),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Default::default(),
+            properties: None,
             expires_at: None,
             origin: "c".into(),
             published_at: std::time::Instant::now(),
