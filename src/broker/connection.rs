@@ -24,7 +24,12 @@ use super::{lifecycle, DEFAULT_TENANT};
 use crate::protocol::{self, reason, ConnAck, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, Properties};
 use crate::session::{ConnState, Session, NEVER_EXPIRES};
 
-const READ_CHUNK: usize = 8 * 1024;
+/// Read sizes adapt between these: an idle connection holds only a small buffer while it waits,
+/// a busy one reads big batches.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+/// Reads while waiting for CONNECT.
+const READ_CHUNK: usize = 1024;
 
 /// Serves a freshly accepted connection.
 pub async fn accept(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -153,7 +158,9 @@ async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, hande
         }
         return;
     }
-    serve(shard, stream, connect, buf, tenant, client_id, assigned).await
+    // Boxed so the accept-time state (the copy of CONNECT, the decoder's locals) is not carried
+    // for the connection's whole life.
+    Box::pin(serve(shard, stream, connect, buf, tenant, client_id, assigned)).await
 }
 
 /// Checks CONNECT rules that need the broker's settings; `Err` carries the CONNACK code.
@@ -230,8 +237,8 @@ async fn serve(
         other => {
             if let Some(old) = other {
                 // [MQTT-3.1.2-4] clean start discards the old session (closing its connection).
-                lifecycle::take_over(&shard, &old).await;
-                lifecycle::end_session(&shard, &old).await;
+                Box::pin(lifecycle::take_over(&shard, &old)).await;
+                Box::pin(lifecycle::end_session(&shard, &old)).await;
             }
             let s = Rc::new(std::cell::RefCell::new(Session::new(shard.new_uid(), tenant.clone(), client_id.clone())));
             shard.sessions.borrow_mut().insert(key.clone(), s.clone());
@@ -240,7 +247,7 @@ async fn serve(
         }
     };
     if present {
-        lifecycle::take_over(&shard, &session).await;
+        Box::pin(lifecycle::take_over(&shard, &session)).await;
     }
     let connect_expiry_zero = expiry == 0;
     let (gen, notify) = {
@@ -281,6 +288,7 @@ async fn serve(
     let mut ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero, now: Instant::now() };
     let mut outcome = Outcome::Lost;
     let mut spare = BytesMut::new();
+    let mut chunk = READ_MIN;
     'conn: loop {
         // Flush everything gathered since the last write in one go.
         let out = {
@@ -313,7 +321,10 @@ async fn serve(
         }
         spare = out;
 
-        let ev = wait(&mut stream, &mut rbuf, &notify).await;
+        let ev = wait(&mut stream, &mut rbuf, &notify, chunk).await;
+        if let Event::Read(Ok(n)) = ev {
+            chunk = if n == chunk { (chunk * 2).min(READ_MAX) } else if n < chunk / 4 { (chunk / 2).max(READ_MIN) } else { chunk };
+        }
         match ev {
             Event::Read(Ok(0)) | Event::Read(Err(_)) => break,
             Event::Read(Ok(_)) => {
@@ -352,7 +363,7 @@ async fn serve(
                         }
                     }
                 }
-                if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+                if rbuf.is_empty() && rbuf.capacity() > 2 * chunk {
                     rbuf = BytesMut::new();
                 }
                 // A client that always has input ready would never let this task return Pending;
@@ -363,13 +374,13 @@ async fn serve(
         }
     }
     if outcome == Outcome::Error {
-        linger(&mut stream).await;
+        Box::pin(linger(&mut stream)).await;
     }
     let _ = stream.close().await;
     ShardCounters::sub(counters, 1);
     tracing::debug!(client = %client_id, ?outcome, "client disconnected");
     if outcome != Outcome::TakenOver {
-        lifecycle::detach(&shard, &session, gen, outcome == Outcome::Normal).await;
+        Box::pin(lifecycle::detach(&shard, &session, gen, outcome == Outcome::Normal)).await;
     }
 }
 
@@ -378,7 +389,7 @@ async fn serve(
 /// reset can destroy the DISCONNECT (with its reason code) before the client reads it.
 async fn linger(stream: &mut TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write).await;
-    let mut scratch = [0u8; 4096];
+    let mut scratch = vec![0u8; 4096];
     let _ = glommio::timer::timeout(Duration::from_secs(1), async {
         // Bounded by the timeout; ends early at EOF or error.
         while let Ok(n) = stream.read(&mut scratch).await {
@@ -414,9 +425,9 @@ enum Event {
 /// Waits for input or a wake-up. Read bytes are appended to `rbuf`; the buffer is trimmed back
 /// whatever wins, since a losing read is simply dropped (glommio's reads are readiness-based, so
 /// dropping one loses no data).
-async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notify::Notify) -> Event {
+async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notify::Notify, chunk: usize) -> Event {
     let start = rbuf.len();
-    rbuf.resize(start + READ_CHUNK, 0);
+    rbuf.resize(start + chunk, 0);
     let ev = {
         let slot = &mut rbuf[start..];
         let read = async { Event::Read(stream.read(slot).await) };

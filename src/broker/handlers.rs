@@ -68,8 +68,9 @@ pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
             s.send(&Packet::PubComp(PubResp { packet_id: r.packet_id, reason: code, properties: Properties::default() }));
             Flow::Continue
         }
-        Packet::Subscribe(sub) => subscribe(ctx, sub).await,
-        Packet::Unsubscribe(u) => unsubscribe(ctx, u).await,
+        // Boxed: rare packets with large futures would otherwise enlarge every idle connection.
+        Packet::Subscribe(sub) => Box::pin(subscribe(ctx, sub)).await,
+        Packet::Unsubscribe(u) => Box::pin(unsubscribe(ctx, u)).await,
         Packet::PingReq => {
             ctx.session.borrow_mut().send(&Packet::PingResp);
             Flow::Continue

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytestring::ByteString;
+use glommio::{GlommioError, ResourceType};
 
 use super::message::Message;
 use super::shard::{FilterEntry, Group, LocalSub, Route, Shard, ShardMsg};
@@ -40,23 +41,51 @@ struct Match {
 
 impl Shard {
     /// Routes a message published by a client of this shard (or a will) to every subscriber.
+    ///
+    /// The common case completes without suspending: mesh sends are tried first and only a full
+    /// channel (or a retained message, which waits for its owner shard) takes the slower, boxed
+    /// path. That keeps the per-connection future small.
     pub async fn publish(self: &Rc<Self>, msg: Arc<Message>) {
         if msg.retain {
-            self.retain(msg.clone()).await;
+            Box::pin(self.retain(msg.clone())).await;
         }
         let mut remote = vec![false; self.n];
         let mut shared_remote = Vec::new();
         self.deliver_local(&msg, Some((&mut remote, &mut shared_remote)), false);
         let mut sent_mask = 0u64;
+        let mut blocked = Vec::new();
         for (shard, wanted) in remote.iter().enumerate() {
             if *wanted {
                 sent_mask |= 1u64.checked_shl(shard as u32).unwrap_or(0);
-                self.send_to(shard, ShardMsg::Publish(msg.clone())).await;
+                self.try_send(shard, ShardMsg::Publish(msg.clone()), &mut blocked);
             }
         }
         self.remember(&msg, sent_mask);
         for (shard, filter, group) in shared_remote {
-            self.send_to(shard, ShardMsg::SharedPublish { msg: msg.clone(), filter, group }).await;
+            self.try_send(shard, ShardMsg::SharedPublish { msg: msg.clone(), filter, group }, &mut blocked);
+        }
+        if !blocked.is_empty() {
+            Box::pin(async {
+                for (shard, m) in blocked {
+                    self.send_to(shard, m).await;
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Sends without waiting; a message for a full channel is set aside for a waiting send.
+    fn try_send(&self, shard: usize, msg: ShardMsg, blocked: &mut Vec<(usize, ShardMsg)>) {
+        let Some(senders) = &self.senders else { return };
+        // Once one send waits, later ones to the same shard wait behind it to keep channel order.
+        if blocked.iter().any(|(s, _)| *s == shard) {
+            blocked.push((shard, msg));
+            return;
+        }
+        match senders.try_send_to(shard, msg) {
+            Ok(()) => {}
+            Err(GlommioError::WouldBlock(ResourceType::Channel(m))) => blocked.push((shard, m)),
+            Err(e) => tracing::warn!(from = self.id, to = shard, error = %e, "mesh channel closed"),
         }
     }
 
