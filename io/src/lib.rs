@@ -6,6 +6,8 @@
 
 mod handoff;
 mod listener;
+mod stamped;
 
 pub use handoff::DetachedStream;
 pub use listener::{Listener, ListenerError};
+pub use stamped::{enable_rx_timestamps, read_stamped, realtime_ns};

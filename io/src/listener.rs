@@ -84,6 +84,9 @@ impl Listener {
             match self.inner.accept().await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
+                    if let Err(e) = crate::enable_rx_timestamps(&s) {
+                        tracing::debug!(error = %e, "no receive timestamps on this socket");
+                    }
                     return s;
                 }
                 Err(e) => {

@@ -118,7 +118,7 @@ where
         let handle = builder
             .spawn(move || async move {
                 let mesh = match mesh {
-                    Some(m) => match m.join().await {
+                    Some(m) => match join_mesh(m).await {
                         Ok((senders, receivers)) => Some(Mesh { senders, receivers }),
                         Err(e) => {
                             tracing::error!(shard = id, error = %e, "could not join the shard mesh");
@@ -139,6 +139,24 @@ where
         }
     }
     result
+}
+
+/// Joins the mesh while a ticker keeps this reactor waking up.
+///
+/// glommio's mesh join waits for every peer executor to connect its channel ends; when several
+/// executors (or several processes) start at the same moment, the wake-up that tells a parked
+/// reactor its peer has connected can be missed, and the shard sleeps forever (seen: 1 start in 3
+/// with four brokers started in parallel). A reactor that wakes re-checks its shared channels, so
+/// a short periodic timer during the join turns a lost wake-up into a few milliseconds of delay.
+async fn join_mesh<T: Send + 'static>(m: MeshBuilder<T, Full>) -> Result<(Senders<T>, Receivers<T>), glommio::GlommioError<()>> {
+    let ticker = glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let joined = m.join().await;
+    drop(ticker);
+    joined
 }
 
 fn raise_memlock_limit_checked() -> Result<u64, RuntimeError> {

@@ -285,7 +285,7 @@ async fn serve(
         s.keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
         s.last_rx = Instant::now();
     }
-    let mut ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero, now: Instant::now() };
+    let mut ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero, now: Instant::now(), arrived_ns: ratatosk_io::realtime_ns() };
     let mut outcome = Outcome::Lost;
     let mut spare = BytesMut::new();
     let mut chunk = READ_MIN;
@@ -322,13 +322,14 @@ async fn serve(
         spare = out;
 
         let ev = wait(&mut stream, &mut rbuf, &notify, chunk).await;
-        if let Event::Read(Ok(n)) = ev {
+        if let Event::Read(Ok((n, _))) = ev {
             chunk = if n == chunk { (chunk * 2).min(READ_MAX) } else if n < chunk / 4 { (chunk / 2).max(READ_MIN) } else { chunk };
         }
         match ev {
-            Event::Read(Ok(0)) | Event::Read(Err(_)) => break,
-            Event::Read(Ok(_)) => {
+            Event::Read(Ok((0, _))) | Event::Read(Err(_)) => break,
+            Event::Read(Ok((_, stamp))) => {
                 ctx.now = Instant::now();
+                ctx.arrived_ns = stamp.unwrap_or_else(ratatosk_io::realtime_ns);
                 {
                     let mut s = session.borrow_mut();
                     if s.generation == gen {
@@ -418,7 +419,8 @@ enum Outcome {
 }
 
 enum Event {
-    Read(std::io::Result<usize>),
+    /// Bytes read, with the kernel's receive time when it gave one.
+    Read(std::io::Result<(usize, Option<u64>)>),
     Wake,
 }
 
@@ -430,7 +432,7 @@ async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notif
     rbuf.resize(start + chunk, 0);
     let ev = {
         let slot = &mut rbuf[start..];
-        let read = async { Event::Read(stream.read(slot).await) };
+        let read = async { Event::Read(ratatosk_io::read_stamped(stream, slot).await) };
         let wake = async {
             notify.notified().await;
             Event::Wake
@@ -438,7 +440,7 @@ async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notif
         futures_lite::future::or(read, wake).await
     };
     let n = match ev {
-        Event::Read(Ok(n)) => n,
+        Event::Read(Ok((n, _))) => n,
         _ => 0,
     };
     rbuf.truncate(start + n);

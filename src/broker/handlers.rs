@@ -40,6 +40,9 @@ pub struct Ctx {
     pub connect_expiry_zero: bool,
     /// When the current batch of packets was read; one clock reading serves the whole batch.
     pub now: Instant,
+    /// When the kernel received the current batch (ns since the epoch): orders this client's
+    /// packets against other clients' packets read by other shards.
+    pub arrived_ns: u64,
 }
 
 /// Handles one packet from the client.
@@ -121,7 +124,7 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
     };
     ShardCounters::add(&ctx.shard.counters().messages_received, 1);
     let (qos, pid) = (p.qos, p.packet_id);
-    let msg = Message::from_publish(tenant, client_id, topic, p, ctx.now);
+    let msg = Message::from_publish(tenant, client_id, topic, p, ctx.now, ctx.arrived_ns);
     ctx.shard.publish(Arc::new(msg)).await;
     let mut s = ctx.session.borrow_mut();
     if s.generation != ctx.gen {
@@ -168,7 +171,7 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
             continue;
         }
         ctx.session.borrow_mut().subscriptions.insert(filter.clone(), Subscription { options, id: sub_id });
-        let local = LocalSub { session: ctx.session.clone(), uid, client_id: client_id.clone(), options, id: sub_id, since: ctx.now };
+        let local = LocalSub { session: ctx.session.clone(), uid, client_id: client_id.clone(), options, id: sub_id, since_ns: ctx.arrived_ns };
         if let Some(route) = shard.add_route(&tenant, &real, group.as_ref(), local) {
             announcements.push(route);
         }

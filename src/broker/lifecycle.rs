@@ -127,6 +127,6 @@ pub async fn publish_will(shard: &Rc<Shard>, session: &SessionRef, will: LastWil
     let mut properties = will.properties;
     properties.will_delay_interval = None;
     let p = Box::new(Publish { dup: false, qos: will.qos, retain: will.retain, topic: will.topic.clone(), packet_id: 0, payload: will.payload, properties });
-    let msg = Message::from_publish(tenant, client_id, will.topic, p, std::time::Instant::now());
+    let msg = Message::from_publish(tenant, client_id, will.topic, p, std::time::Instant::now(), ratatosk_io::realtime_ns());
     shard.publish(Arc::new(msg)).await;
 }

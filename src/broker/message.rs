@@ -31,13 +31,16 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client id of the publisher, for the v5 no-local option.
     pub origin: ByteString,
-    /// When the broker accepted it; orders it against subscriptions made on other shards.
+    /// When the broker accepted it (keeps the replay window).
     pub published_at: Instant,
+    /// When its PUBLISH reached the broker (kernel receive time, ns since the epoch); orders it
+    /// against subscriptions made on other shards.
+    pub arrived_ns: u64,
 }
 
 impl Message {
     /// Builds a message from an incoming PUBLISH whose topic has been resolved.
-    pub fn from_publish(tenant: ByteString, origin: ByteString, topic: ByteString, mut p: Box<Publish>, now: Instant) -> Message {
+    pub fn from_publish(tenant: ByteString, origin: ByteString, topic: ByteString, mut p: Box<Publish>, now: Instant, arrived_ns: u64) -> Message {
         let expires_at = p
             .properties
             .message_expiry_interval
@@ -55,7 +58,7 @@ impl Message {
             props.subscription_identifiers.clear();
             Box::new(props)
         });
-        Message { tenant, topic, payload: std::mem::take(&mut p.payload), qos: p.qos, retain: p.retain, properties, expires_at, origin, published_at: now }
+        Message { tenant, topic, payload: std::mem::take(&mut p.payload), qos: p.qos, retain: p.retain, properties, expires_at, origin, published_at: now, arrived_ns }
     }
 
     /// Seconds of life left, `None` for no expiry, `Some(0)`-free: an expired message returns `Err`.

@@ -20,12 +20,6 @@ use crate::protocol::QoS;
 
 /// How long published messages are kept for replay to late routes.
 const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
-/// A subscription made on one shard within this time after a publish on another shard counts as
-/// concurrent with it and receives it. MQTT orders nothing between different clients, and a
-/// single-threaded broker resolves such ties by whichever socket it happens to read first; shards
-/// read their sockets independently (a busy core may read a SUBSCRIBE milliseconds late), so ties
-/// are resolved in the subscriber's favour rather than by scheduling luck.
-const CONCURRENCY_TOLERANCE: std::time::Duration = std::time::Duration::from_millis(50);
 /// At most this many messages are kept for replay.
 const REPLAY_MAX: usize = 4096;
 use crate::session::Delivery;
@@ -108,7 +102,9 @@ impl Shard {
                     if sub.options.no_local && sub.client_id == msg.origin {
                         continue;
                     }
-                    if replay && sub.since > msg.published_at + CONCURRENCY_TOLERANCE {
+                    // A replayed message goes only to subscriptions that were active when it was
+                    // published: the route was late, the subscription was not.
+                    if replay && sub.since_ns > msg.arrived_ns {
                         continue;
                     }
                     merge(&mut matches, sub);

@@ -112,8 +112,9 @@ pub struct LocalSub {
     pub options: SubOptions,
     /// Subscription identifier.
     pub id: Option<u32>,
-    /// When the subscription became active here; replayed messages older than this are skipped.
-    pub since: std::time::Instant,
+    /// When the SUBSCRIBE reached the broker (kernel receive time, ns since the epoch); replayed
+    /// messages that arrived earlier are not delivered to it.
+    pub since_ns: u64,
 }
 
 /// Members of one shared subscription group for one filter.

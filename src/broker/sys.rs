@@ -38,6 +38,7 @@ pub async fn publish_loop(shard: Rc<Shard>) {
                 expires_at: None,
                 origin: ByteString::from_static("$SYS"),
                 published_at: std::time::Instant::now(),
+                arrived_ns: ratatosk_io::realtime_ns(),
             };
             shard.publish(Arc::new(msg)).await;
         }

@@ -90,6 +90,7 @@ mod tests {
             expires_at: None,
             origin: "c".into(),
             published_at: std::time::Instant::now(),
+            arrived_ns: 0,
         });
         let item = QueuedMessage { msg, qos: QoS::AtLeastOnce, retain: false, sub_ids: vec![] };
         f.window.push_back(OutFlight { pid: 1, item, state: OutState::AwaitPubAck });
