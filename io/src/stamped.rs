@@ -9,6 +9,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
+use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 
 /// Nanoseconds since the Unix epoch (CLOCK_REALTIME, the clock of kernel receive timestamps).
@@ -39,24 +40,31 @@ pub fn enable_rx_timestamps(stream: &TcpStream) -> io::Result<()> {
 /// Reads what is available, waiting until something is; returns the byte count (0 at end of
 /// stream) and the kernel receive time of the data in nanoseconds, when the kernel gave one.
 ///
-/// Cancel-safe: nothing is consumed while waiting (the wait is a one-byte MSG_PEEK).
-pub async fn read_stamped(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
-    // Bounded: each turn either returns or waits for readability, and a peek that sees data
-    // guarantees the next non-blocking receive succeeds (or reports an error).
-    for _ in 0..1_000_000 {
+/// Cancel-safe: the wait is glommio's readiness-based read of a single byte, which consumes
+/// nothing until the socket is readable. (glommio's `peek` would do, but it allocates a
+/// page-aligned buffer per call, which idle connections would each hold while they wait.)
+pub async fn read_stamped(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+    if buf.is_empty() {
+        return Ok((0, None));
+    }
+    loop {
         match recv_stamped(stream.as_raw_fd(), buf) {
             Ok(r) => return Ok(r),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut probe = [0u8; 1];
-                if stream.peek(&mut probe).await? == 0 {
-                    return Ok((0, None));
-                }
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::other("socket kept reporting readable without data"))
+    let (first, rest) = buf.split_at_mut(1);
+    if stream.read(first).await? == 0 {
+        return Ok((0, None));
+    }
+    // The rest of what arrived with that byte, and its timestamp.
+    match recv_stamped(stream.as_raw_fd(), rest) {
+        Ok((n, stamp)) => Ok((1 + n, stamp)),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok((1, None)),
+        Err(e) => Err(e),
+    }
 }
 
 fn recv_stamped(fd: i32, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {

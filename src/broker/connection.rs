@@ -114,6 +114,8 @@ async fn write_connack(stream: &mut TcpStream, v: ProtocolVersion, code: u8) -> 
 /// Decodes and validates the CONNECT at the head of `buf`, then serves the client here or hands
 /// it to its home shard.
 async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, handed_off: bool) {
+    let is_v5 = declares_v5(&buf);
+    // A copy of what was read, in case the connection moves to another shard.
     let raw = if shard.n > 1 && !handed_off { Some(buf.to_vec()) } else { None };
     let limits = &shard.config.limits;
     let connect = match protocol::decode(&mut buf, None, limits.max_packet_size) {
@@ -127,8 +129,8 @@ async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, hande
         }
         Err(e) => {
             tracing::debug!(error = %e, "malformed CONNECT");
-            if let Some(code) = connect_reject_code(raw.as_deref().unwrap_or(&[]), limits.max_packet_size).or(Some(e.reason_code())).filter(|_| declares_v5(raw.as_deref().unwrap_or(&[]))) {
-                let _ = write_connack(&mut stream, ProtocolVersion::V5, code).await;
+            if is_v5 {
+                let _ = write_connack(&mut stream, ProtocolVersion::V5, e.reason_code()).await;
             }
             return;
         }
@@ -158,6 +160,7 @@ async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, hande
         }
         return;
     }
+    drop(raw);
     // Boxed so the accept-time state (the copy of CONNECT, the decoder's locals) is not carried
     // for the connection's whole life.
     Box::pin(serve(shard, stream, connect, buf, tenant, client_id, assigned)).await
@@ -199,7 +202,7 @@ fn assign_client_id(shard: &Shard, tenant: &str) -> ByteString {
 async fn serve(
     shard: Rc<Shard>,
     mut stream: TcpStream,
-    connect: Box<Connect>,
+    mut connect: Box<Connect>,
     mut rbuf: BytesMut,
     tenant: ByteString,
     client_id: ByteString,
@@ -254,7 +257,7 @@ async fn serve(
         let mut s = session.borrow_mut();
         let gen = s.attach(conn);
         s.expiry_interval = expiry;
-        s.will = connect.will.clone();
+        s.will = connect.will.take().map(Box::new);
         if !present {
             s.inflight.clear();
             s.incoming_qos2.clear();
@@ -274,6 +277,8 @@ async fn serve(
         }
         (gen, s.notify.clone())
     };
+    // Everything needed from CONNECT has been taken; don't carry it for the connection's life.
+    drop(connect);
     let counters = &shard.counters().clients_connected;
     ShardCounters::add(counters, 1);
     tracing::debug!(client = %client_id, shard = shard.id, "client connected");

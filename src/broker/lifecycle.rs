@@ -26,7 +26,7 @@ pub async fn take_over(shard: &Rc<Shard>, session: &SessionRef) {
         s.will.take().filter(|w| w.properties.will_delay_interval.unwrap_or(0) == 0)
     };
     if let Some(w) = will {
-        publish_will(shard, session, w).await;
+        publish_will(shard, session, *w).await;
     }
 }
 
@@ -82,7 +82,7 @@ pub async fn detach(shard: &Rc<Shard>, session: &SessionRef, gen: u64, normal: b
         // The will goes out at the earlier of its delay and the session's end [MQTT-3.1.3-9].
         let delay = delay.min(expiry);
         if delay == 0 {
-            publish_will(shard, session, will).await;
+            publish_will(shard, session, *will).await;
         } else {
             let shard2 = shard.clone();
             let session2 = session.clone();
@@ -93,7 +93,7 @@ pub async fn detach(shard: &Rc<Shard>, session: &SessionRef, gen: u64, normal: b
                     s.generation == gen && !s.connected
                 };
                 if still_gone {
-                    publish_will(&shard2, &session2, will).await;
+                    publish_will(&shard2, &session2, *will).await;
                 }
             })
             .detach();

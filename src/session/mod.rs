@@ -76,8 +76,8 @@ pub struct Session {
     pub incoming_qos2: HashSet<u16>,
     /// Session expiry interval in seconds after disconnect; `NEVER_EXPIRES` for never.
     pub expiry_interval: u32,
-    /// Will of the current connection.
-    pub will: Option<LastWill>,
+    /// Will of the current connection (boxed: most sessions have none).
+    pub will: Option<Box<LastWill>>,
     /// Inbound topic aliases of the current connection.
     pub in_aliases: HashMap<u16, ByteString>,
     /// Outbound topic aliases of the current connection.
