@@ -216,3 +216,19 @@ async fn connect_with_reserved_flag_bit_is_refused_mqtt_3_1_2_3() {
     }
     b.assert_serving().await;
 }
+
+#[tokio::test]
+async fn v5_disconnect_for_a_malformed_packet_explains_itself_in_a_reason_string_mqtt_3_14_2_2() {
+    let mut b = Broker::start();
+    let mut c = Client::connect(b.port, Opts::new(Ver::V5, &uniq("why"))).await;
+    // PUBLISH with QoS 3.
+    c.send_raw(&frame(0x36, &publish_packet(b"t", b"x", true)[2..])).await;
+    let got = c.read_until_closed(WAIT).await.unwrap_or_else(|v| panic!("not closed: {v:?}"));
+    let reason = got.iter().find_map(|p| match p {
+        Pkt::Disconnect { props, .. } => props.str(pid::REASON_STRING).map(str::to_owned),
+        _ => None,
+    });
+    let reason = reason.unwrap_or_else(|| panic!("DISCONNECT without a reason string: {got:?}"));
+    assert!(reason.contains("QoS"), "reason string should name the problem: {reason:?}");
+    b.assert_serving().await;
+}

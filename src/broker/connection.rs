@@ -352,8 +352,9 @@ async fn serve(
                                 outcome = if will { Outcome::Lost } else { Outcome::Normal };
                                 break 'conn;
                             }
-                            Flow::Close(code) => {
-                                close_with(&session, gen, v, code);
+                            Flow::Close(code, why) => {
+                                tracing::debug!(client = %client_id, code, why, "closing connection");
+                                close_with(&session, gen, v, code, Some(why.to_owned()));
                                 outcome = Outcome::Error;
                                 flush(&session, gen, &mut stream).await;
                                 break 'conn;
@@ -362,7 +363,7 @@ async fn serve(
                         Ok(None) => break,
                         Err(e) => {
                             tracing::debug!(client = %client_id, error = %e, "malformed packet");
-                            close_with(&session, gen, v, e.reason_code());
+                            close_with(&session, gen, v, e.reason_code(), Some(e.to_string()));
                             outcome = Outcome::Error;
                             flush(&session, gen, &mut stream).await;
                             break 'conn;
@@ -452,17 +453,24 @@ async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notif
     ev
 }
 
-/// Queues a v5 DISCONNECT with `code` (3.x has no server DISCONNECT: the socket just closes).
-fn close_with(session: &crate::broker::shard::SessionRef, gen: u64, v: ProtocolVersion, code: u8) {
+/// Queues a v5 DISCONNECT with `code` and a reason string saying what was wrong (3.x has no
+/// server DISCONNECT: the socket just closes). DISCONNECT may carry a reason string whatever the
+/// client's request problem information [MQTT-3.1.2-29].
+fn close_with(session: &crate::broker::shard::SessionRef, gen: u64, v: ProtocolVersion, code: u8, why: Option<String>) {
     let mut s = session.borrow_mut();
     if s.generation == gen {
-        let _ = send_disconnect(&mut s.out, v, code);
+        let _ = send_disconnect_with(&mut s.out, v, code, why);
     }
 }
 
 fn send_disconnect(out: &mut BytesMut, v: ProtocolVersion, code: u8) -> Result<(), protocol::EncodeError> {
+    send_disconnect_with(out, v, code, None)
+}
+
+fn send_disconnect_with(out: &mut BytesMut, v: ProtocolVersion, code: u8, why: Option<String>) -> Result<(), protocol::EncodeError> {
     if v.is_v5() {
-        protocol::encode(&Packet::Disconnect(Disconnect { reason: code, properties: Properties::default() }), v, out)?;
+        let properties = Properties { reason_string: why.map(ByteString::from), ..Properties::default() };
+        protocol::encode(&Packet::Disconnect(Disconnect { reason: code, properties }), v, out)?;
     }
     Ok(())
 }

@@ -24,8 +24,9 @@ pub enum Flow {
         /// Publish the will as for a lost connection.
         will: bool,
     },
-    /// Close the connection with this reason code (sent as DISCONNECT to v5 clients).
-    Close(u8),
+    /// Close the connection with this reason code and explanation (sent as DISCONNECT with a
+    /// reason string to v5 clients).
+    Close(u8, &'static str),
 }
 
 /// What a handler needs to know about its connection.
@@ -86,7 +87,7 @@ pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
         | Packet::ConnAck(_)
         | Packet::SubAck(_)
         | Packet::UnsubAck(_)
-        | Packet::PingResp => Flow::Close(reason::PROTOCOL_ERROR),
+        | Packet::PingResp => Flow::Close(reason::PROTOCOL_ERROR, "packet not allowed from a client here"),
     }
 }
 
@@ -97,16 +98,18 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
         // Topic aliases [MQTT-3.3.2-?]: 0 or above our maximum is invalid; an empty topic needs a
         // known alias.
         let topic = match p.properties.topic_alias.take() {
-            Some(a) if a == 0 || a > limits.topic_alias_maximum => return Flow::Close(reason::TOPIC_ALIAS_INVALID),
+            Some(a) if a == 0 || a > limits.topic_alias_maximum => {
+                return Flow::Close(reason::TOPIC_ALIAS_INVALID, "topic alias is 0 or above the maximum in CONNACK")
+            }
             Some(a) if p.topic.is_empty() => match s.in_aliases.get(&a) {
                 Some(t) => t.clone(),
-                None => return Flow::Close(reason::PROTOCOL_ERROR),
+                None => return Flow::Close(reason::PROTOCOL_ERROR, "unknown topic alias with an empty topic"),
             },
             Some(a) => {
                 s.in_aliases.insert(a, p.topic.clone());
                 p.topic.clone()
             }
-            None if p.topic.is_empty() => return Flow::Close(reason::PROTOCOL_ERROR),
+            None if p.topic.is_empty() => return Flow::Close(reason::PROTOCOL_ERROR, "empty topic without a topic alias"),
             None => p.topic.clone(),
         };
         if p.qos == QoS::ExactlyOnce {
@@ -117,7 +120,7 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
             }
             if s.incoming_qos2.len() >= usize::from(limits.receive_maximum) {
                 // [MQTT-3.3.4-9] more unacknowledged QoS 2 than our receive maximum.
-                return Flow::Close(reason::RECEIVE_MAXIMUM_EXCEEDED);
+                return Flow::Close(reason::RECEIVE_MAXIMUM_EXCEEDED, "more unacknowledged QoS 2 messages than the receive maximum");
             }
         }
         (s.tenant.clone(), s.client_id.clone(), topic)
@@ -150,6 +153,7 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
     let mut reasons = Vec::with_capacity(sub.filters.len());
     let mut announcements = Vec::new();
     let mut queries = Vec::new();
+    let mut why = None;
     for (filter, options) in sub.filters {
         let (group, real) = split(&filter);
         let (v5, uid, tenant, client_id, existed, room) = {
@@ -160,13 +164,15 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
         };
         if group.is_some() && options.no_local {
             // [MQTT-3.8.3-4] no local on a shared subscription is a protocol error.
-            return Flow::Close(reason::PROTOCOL_ERROR);
+            return Flow::Close(reason::PROTOCOL_ERROR, "no local on a shared subscription");
         }
         if !is_valid_topic_filter(&filter) {
+            why = Some("a topic filter is invalid");
             reasons.push(if v5 { reason::TOPIC_FILTER_INVALID } else { reason::v3::SUBACK_FAILURE });
             continue;
         }
         if !room {
+            why = Some("too many subscriptions for this session (limits.max_subscriptions)");
             reasons.push(if v5 { reason::QUOTA_EXCEEDED } else { reason::v3::SUBACK_FAILURE });
             continue;
         }
@@ -195,7 +201,10 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
         if s.generation != ctx.gen {
             return Flow::Continue;
         }
-        s.send(&Packet::SubAck(SubAck { packet_id: sub.packet_id, reasons, properties: Properties::default() }));
+        // A reason string only when the client did not opt out [MQTT-3.1.2-29].
+        let reason_string = why.filter(|_| s.conn.problem_info).map(ByteString::from_static);
+        let properties = Properties { reason_string, ..Properties::default() };
+        s.send(&Packet::SubAck(SubAck { packet_id: sub.packet_id, reasons, properties }));
     }
     for q in queries {
         shard.request_retained(q).await;
@@ -238,7 +247,7 @@ fn disconnect(ctx: &mut Ctx, code: u8, props: &Properties) -> Flow {
     if let Some(expiry) = props.session_expiry_interval {
         if ctx.connect_expiry_zero && expiry != 0 {
             // [MQTT-3.14.2-2]
-            return Flow::Close(reason::PROTOCOL_ERROR);
+            return Flow::Close(reason::PROTOCOL_ERROR, "session expiry set on DISCONNECT after 0 in CONNECT");
         }
         s.expiry_interval = expiry;
     }
