@@ -74,48 +74,45 @@ pub async fn detach(shard: &Rc<Shard>, session: &SessionRef, gen: u64, normal: b
         s.kick = None;
         s.out = bytes::BytesMut::new();
         // [MQTT-3.1.2-10] a normal DISCONNECT (without 0x04) already removed the will.
-        let will = if normal { s.will.take().filter(|_| false) } else { s.will.take() };
+        let will = s.will.take().filter(|_| !normal);
         (will, s.expiry_interval)
     };
     if let Some(will) = will {
-        let delay = will.properties.will_delay_interval.unwrap_or(0);
         // The will goes out at the earlier of its delay and the session's end [MQTT-3.1.3-9].
-        let delay = delay.min(expiry);
+        let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
         if delay == 0 {
             publish_will(shard, session, *will).await;
         } else {
-            let shard2 = shard.clone();
-            let session2 = session.clone();
-            glommio::spawn_local(async move {
-                glommio::timer::sleep(Duration::from_secs(u64::from(delay))).await;
-                let still_gone = {
-                    let s = session2.borrow();
-                    s.generation == gen && !s.connected
-                };
-                if still_gone {
-                    publish_will(&shard2, &session2, *will).await;
-                }
-            })
-            .detach();
+            unless_resumed(shard, session, gen, delay, |shard, session| async move {
+                publish_will(&shard, &session, *will).await
+            });
         }
     }
     if expiry == 0 {
         end_session(shard, session).await;
     } else if expiry != NEVER_EXPIRES {
-        let shard2 = shard.clone();
-        let session2 = session.clone();
-        glommio::spawn_local(async move {
-            glommio::timer::sleep(Duration::from_secs(u64::from(expiry))).await;
-            let expired = {
-                let s = session2.borrow();
-                s.generation == gen && !s.connected
-            };
-            if expired {
-                end_session(&shard2, &session2).await;
-            }
-        })
-        .detach();
+        unless_resumed(shard, session, gen, expiry, |shard, session| async move { end_session(&shard, &session).await });
     }
+}
+
+/// Runs `action` after `secs` seconds unless the session was resumed (or replaced) meanwhile.
+fn unless_resumed<F, Fut>(shard: &Rc<Shard>, session: &SessionRef, gen: u64, secs: u32, action: F)
+where
+    F: FnOnce(Rc<Shard>, SessionRef) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (shard, session) = (shard.clone(), session.clone());
+    glommio::spawn_local(async move {
+        glommio::timer::sleep(Duration::from_secs(u64::from(secs))).await;
+        let still_gone = {
+            let s = session.borrow();
+            s.generation == gen && !s.connected
+        };
+        if still_gone {
+            action(shard, session).await;
+        }
+    })
+    .detach();
 }
 
 /// Publishes a will message as if its client had sent it.
