@@ -10,4 +10,4 @@ mod stamped;
 
 pub use handoff::DetachedStream;
 pub use listener::{Listener, ListenerError};
-pub use stamped::{enable_rx_timestamps, read_stamped, realtime_ns};
+pub use stamped::{enable_rx_timestamps, realtime_ns, try_read_stamped};

@@ -9,7 +9,6 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
-use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 
 /// Nanoseconds since the Unix epoch (CLOCK_REALTIME, the clock of kernel receive timestamps).
@@ -37,33 +36,20 @@ pub fn enable_rx_timestamps(stream: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// Reads what is available, waiting until something is; returns the byte count (0 at end of
-/// stream) and the kernel receive time of the data in nanoseconds, when the kernel gave one.
+/// Reads what is available without waiting: `Ok(None)` when nothing is, otherwise the byte
+/// count (0 at end of stream) and the kernel receive time of the data in nanoseconds, when the
+/// kernel gave one.
 ///
-/// Cancel-safe: the wait is glommio's readiness-based read of a single byte, which consumes
-/// nothing until the socket is readable. (glommio's `peek` would do, but it allocates a
-/// page-aligned buffer per call, which idle connections would each hold while they wait.)
-pub async fn read_stamped(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
-    if buf.is_empty() {
-        return Ok((0, None));
-    }
+/// Waiting is left to the caller (glommio's readiness-based read of a single byte does it without
+/// holding a buffer; glommio's `peek` would allocate a page-aligned one per call).
+pub fn try_read_stamped(stream: &TcpStream, buf: &mut [u8]) -> io::Result<Option<(usize, Option<u64>)>> {
     loop {
         match recv_stamped(stream.as_raw_fd(), buf) {
-            Ok(r) => return Ok(r),
+            Ok(r) => return Ok(Some(r)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
         }
-    }
-    let (first, rest) = buf.split_at_mut(1);
-    if stream.read(first).await? == 0 {
-        return Ok((0, None));
-    }
-    // The rest of what arrived with that byte, and its timestamp.
-    match recv_stamped(stream.as_raw_fd(), rest) {
-        Ok((n, stamp)) => Ok((1 + n, stamp)),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok((1, None)),
-        Err(e) => Err(e),
     }
 }
 

@@ -201,13 +201,39 @@ fn assign_client_id(shard: &Shard, tenant: &str) -> ByteString {
 
 async fn serve(
     shard: Rc<Shard>,
-    mut stream: TcpStream,
-    mut connect: Box<Connect>,
-    mut rbuf: BytesMut,
+    stream: TcpStream,
+    connect: Box<Connect>,
+    rbuf: BytesMut,
     tenant: ByteString,
     client_id: ByteString,
     assigned: Option<ByteString>,
 ) {
+    // Set-up runs in its own boxed future and is freed before the read loop starts, so an idle
+    // connection carries only the loop's state.
+    let live = Box::pin(attach(shard, connect, tenant, client_id, assigned)).await;
+    run(live, stream, rbuf).await
+}
+
+/// What the read loop needs once the session is attached.
+struct Live {
+    shard: Rc<Shard>,
+    session: crate::broker::shard::SessionRef,
+    notify: super::notify::Notify,
+    ctx: handlers::Ctx,
+    gen: u64,
+    v: ProtocolVersion,
+    client_id: ByteString,
+    max_packet_size: u32,
+}
+
+/// Attaches the connection to its session (new, resumed or taken over) and queues CONNACK.
+async fn attach(
+    shard: Rc<Shard>,
+    mut connect: Box<Connect>,
+    tenant: ByteString,
+    client_id: ByteString,
+    assigned: Option<ByteString>,
+) -> Live {
     let limits = shard.config.limits.clone();
     let v = connect.protocol;
     let v5 = v.is_v5();
@@ -290,7 +316,14 @@ async fn serve(
         s.keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
         s.last_rx = Instant::now();
     }
-    let mut ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero, now: Instant::now(), arrived_ns: ratatosk_io::realtime_ns() };
+    let ctx = handlers::Ctx { shard: shard.clone(), session: session.clone(), gen, connect_expiry_zero, now: Instant::now(), arrived_ns: ratatosk_io::realtime_ns() };
+    Live { max_packet_size: limits.max_packet_size, shard, session, notify, ctx, gen, v, client_id }
+}
+
+/// The connection's read loop: flush, wait, handle packets; then detach from the session.
+async fn run(live: Live, mut stream: TcpStream, mut rbuf: BytesMut) {
+    let Live { shard, session, notify, mut ctx, gen, v, client_id, max_packet_size } = live;
+    let counters = &shard.counters().clients_connected;
     let mut outcome = Outcome::Lost;
     let mut spare = BytesMut::new();
     let mut chunk = READ_MIN;
@@ -342,7 +375,7 @@ async fn serve(
                     }
                 }
                 loop {
-                    match protocol::decode(&mut rbuf, Some(v), limits.max_packet_size) {
+                    match protocol::decode(&mut rbuf, Some(v), max_packet_size) {
                         Ok(Some(p)) => match {
                             tracing::trace!(client = %client_id, packet = ?p, "received");
                             handlers::handle(&mut ctx, p).await
@@ -430,27 +463,61 @@ enum Event {
     Wake,
 }
 
-/// Waits for input or a wake-up. Read bytes are appended to `rbuf`; the buffer is trimmed back
-/// whatever wins, since a losing read is simply dropped (glommio's reads are readiness-based, so
-/// dropping one loses no data).
+/// Waits for input or a wake-up; read bytes are appended to `rbuf`.
+///
+/// An idle connection holds no read buffer while it waits: the wait is a one-byte read into the
+/// future itself, and the buffer is allocated only once data has arrived. Losing the race to a
+/// wake-up loses nothing: glommio's reads are readiness-based, so a dropped read consumed nothing.
 async fn wait(stream: &mut TcpStream, rbuf: &mut BytesMut, notify: &super::notify::Notify, chunk: usize) -> Event {
-    let start = rbuf.len();
-    rbuf.resize(start + chunk, 0);
+    if let Some(ev) = read_ready(stream, rbuf, chunk, 0) {
+        return ev;
+    }
+    if rbuf.is_empty() {
+        *rbuf = BytesMut::new();
+    }
+    let mut first = [0u8; 1];
     let ev = {
-        let slot = &mut rbuf[start..];
-        let read = async { Event::Read(ratatosk_io::read_stamped(stream, slot).await) };
+        let read = async { Some(stream.read(&mut first).await) };
         let wake = async {
             notify.notified().await;
-            Event::Wake
+            None
         };
         futures_lite::future::or(read, wake).await
     };
-    let n = match ev {
-        Event::Read(Ok((n, _))) => n,
+    match ev {
+        None => Event::Wake,
+        Some(Err(e)) => Event::Read(Err(e)),
+        Some(Ok(0)) => Event::Read(Ok((0, None))),
+        Some(Ok(_)) => {
+            rbuf.reserve(chunk);
+            rbuf.extend_from_slice(&first);
+            // The rest of what arrived with that byte, and the kernel's time stamp for it.
+            match read_ready(stream, rbuf, chunk.saturating_sub(1).max(1), 1) {
+                Some(Event::Read(Ok((n, stamp)))) => Event::Read(Ok((n, stamp))),
+                Some(other) => other,
+                None => Event::Read(Ok((1, None))),
+            }
+        }
+    }
+}
+
+/// Reads what is already available into `rbuf` (up to `chunk` bytes) without waiting; `None`
+/// when nothing is. `already` bytes read before are counted into the result.
+fn read_ready(stream: &TcpStream, rbuf: &mut BytesMut, chunk: usize, already: usize) -> Option<Event> {
+    let start = rbuf.len();
+    rbuf.resize(start + chunk, 0);
+    let r = ratatosk_io::try_read_stamped(stream, &mut rbuf[start..]);
+    let n = match &r {
+        Ok(Some((n, _))) => *n,
         _ => 0,
     };
     rbuf.truncate(start + n);
-    ev
+    match r {
+        Ok(Some((0, _))) if already > 0 => Some(Event::Read(Ok((already, None)))),
+        Ok(Some((n, stamp))) => Some(Event::Read(Ok((already + n, stamp)))),
+        Ok(None) => None,
+        Err(e) => Some(Event::Read(Err(e))),
+    }
 }
 
 /// Queues a v5 DISCONNECT with `code` and a reason string saying what was wrong (3.x has no
