@@ -1,34 +1,60 @@
 #!/usr/bin/env bash
 # Runs one ratatosk-bench scenario against ratatosk and against Mosquitto, in alternation, and prints
-# a table of received msg/s and latency p50 / p99 / p99.9 (medians over the rounds) with the ratio.
+# a table of received msg/s, latency p50 / p99 / p99.9 (medians over the rounds), messages lost, and
+# the ratio ratatosk / Mosquitto.
 #
 # Both brokers run on one core (BROKER_CPU) and the load on another (LOAD_CPU), so neither steals
-# cycles from the other. Brokers listen on free loopback ports only.
+# cycles from the other. Brokers listen on free loopback ports only and are stopped on exit.
 #
-# Usage: scripts/bench-vs.sh [extra ratatosk-bench pubsub flags...]
+# Usage: SCENARIO=name [VAR=value...] scripts/bench-vs.sh [extra ratatosk-bench pubsub flags...]
+#
+# Scenarios (SCENARIO, default pairs); N and M below are the N and M variables:
+#   pairs    N publishers, N subscribers, publisher i -> subscriber i (topic bench/i)
+#   fanin    N publishers (bench/i) -> one subscriber of the wildcard bench/#
+#   fanout   one publisher (bench/fanout) -> N subscribers of that topic
+#   shared   N publishers (bench/i) -> M subscribers in one shared group, $share/g/bench/#
+#   idle     CONNS idle connections (`ratatosk-bench conn`); reports broker RSS growth per connection
+#            (VmRSS from /proc/PID/status before and after)
+# Message scenarios run once for every QoS in QOS and every payload size in SIZE (both may be
+# space-separated lists, e.g. QOS="0 1" SIZE="16 1024").
+#
 # Environment (defaults in brackets):
-#   ROUNDS [3]  DURATION [10]  QOS [0]  SIZE [16]  PAIRS [10]  TOPIC [bench/%i]
-#   RATE []     total target msg/s (coordinated-omission aware); empty = as fast as flow control allows
+#   SCENARIO [pairs]  ROUNDS [3]  DURATION [5]  QOS [0]  SIZE [16]  N [10]  M [5]
+#   RATE []      total target msg/s (coordinated-omission aware); empty = as fast as flow control allows
 #   INFLIGHT [64]  BROKER_CPU [0]  LOAD_CPU [1]  OUT [target/bench-vs]  MOSQUITTO [/usr/sbin/mosquitto]
-# Per-round .hgrm files and logs go to $OUT; the last rounds' histograms are compared at the end.
+#   CONNS [10000]  CONNRATE [5000]   idle: connections to open, and how many per second
+#   MOSQ_EXTRA []  extra lines for the generated mosquitto.conf (e.g. 'max_queued_messages 10000')
+# Per-round .hgrm files, summaries and broker logs go to $OUT/<scenario>-q<qos>-<size>B/; the last
+# round's histograms are compared (side-by-side table and SVG plot) at the end of each case.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+SCENARIO=${SCENARIO:-pairs}
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
 QOS=${QOS:-0}
 SIZE=${SIZE:-16}
-PAIRS=${PAIRS:-10}
-TOPIC=${TOPIC:-bench/%i}
+N=${N:-10}
+M=${M:-5}
 RATE=${RATE:-}
 INFLIGHT=${INFLIGHT:-64}
 BROKER_CPU=${BROKER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-target/bench-vs}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
+CONNS=${CONNS:-10000}
+CONNRATE=${CONNRATE:-5000}
+MOSQ_EXTRA=${MOSQ_EXTRA:-}
 RATATOSK=target/release/ratatosk
 BENCH=target/release/ratatosk-bench
 
+case $SCENARIO in
+pairs | fanin | fanout | shared | idle) ;;
+*)
+    echo "bench-vs: unknown SCENARIO '$SCENARIO'; use pairs, fanin, fanout, shared or idle" >&2
+    exit 2
+    ;;
+esac
 if [[ ! -x $RATATOSK || ! -x $BENCH ]]; then
     echo "building release binaries..." >&2
     cargo build --release -p ratatosk -p ratatosk-bench >&2
@@ -64,74 +90,149 @@ stop_broker() {
 }
 trap stop_broker EXIT
 
-start_broker() { # name port
+start_broker() { # name port dir [shards]
     case $1 in
     ratatosk)
-        taskset -c "$BROKER_CPU" "$RATATOSK" --listen "127.0.0.1:$2" --shards 1 >"$OUT/ratatosk.log" 2>&1 &
+        taskset -c "$BROKER_CPU" "$RATATOSK" --listen "127.0.0.1:$2" --shards "${4:-1}" >"$3/ratatosk.log" 2>&1 &
         ;;
     mosquitto)
-        printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$2" >"$OUT/mosquitto.conf"
-        taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1 &
+        printf 'listener %s 127.0.0.1\nallow_anonymous true\n%s\n' "$2" "$MOSQ_EXTRA" >"$3/mosquitto.conf"
+        taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$3/mosquitto.conf" >"$3/mosquitto.log" 2>&1 &
         ;;
     esac
     BROKER_PID=$!
     if ! wait_listening "$2" "$BROKER_PID"; then
-        echo "bench-vs: $1 did not start listening on 127.0.0.1:$2; see $OUT/$1.log" >&2
+        echo "bench-vs: $1 did not start listening on 127.0.0.1:$2; see $3/$1.log" >&2
         exit 1
     fi
 }
+
+# Resident memory of a process in KiB.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# ---------------------------------------------------------------------------------------------
+# idle: broker memory per idle connection.
+if [[ $SCENARIO == idle ]]; then
+    dir="$OUT/idle"
+    mkdir -p "$dir"
+    # Each connection is a descriptor in the load tool and in the broker.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if (($(ulimit -n) < CONNS + 100)); then
+        echo "bench-vs: open-file limit $(ulimit -n) is too low for CONNS=$CONNS" >&2
+        exit 2
+    fi
+    hold=$((CONNS / CONNRATE + 10)) # seconds the connections stay open: connect time plus margin
+    echo "scenario: idle, $CONNS connections at $CONNRATE/s, $ROUNDS rounds (broker on cpu $BROKER_CPU, load on cpu $LOAD_CPU)"
+    declare -A per_conn
+    for round in $(seq 1 "$ROUNDS"); do
+        for name in ratatosk mosquitto; do
+            port=$(free_port)
+            start_broker "$name" "$port" "$dir"
+            sleep 0.5
+            before=$(rss_kib "$BROKER_PID")
+            out="$dir/$name-$round.txt"
+            taskset -c "$LOAD_CPU" "$BENCH" conn -h 127.0.0.1 -p "$port" -c "$CONNS" -R "$CONNRATE" \
+                --duration "$hold" --cores 1 >"$out" 2>&1 &
+            load=$!
+            # Wait (bounded by the hold time) until every connection is up, then let it settle.
+            for _ in $(seq 1 $((hold * 10))); do
+                grep -q "connect_succ total=$CONNS " "$out" && break
+                kill -0 "$load" 2>/dev/null || break
+                sleep 0.1
+            done
+            sleep 1
+            after=$(rss_kib "$BROKER_PID")
+            wait "$load" || echo "  ($name round $round: load exit $?; see $out)" >&2
+            stop_broker
+            succ=$(grep -o 'connect_succ=[0-9]*' "$out" | cut -d= -f2 || true)
+            bytes=$(awk -v a="$after" -v b="$before" -v n="${succ:-0}" 'BEGIN { if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print 0 }')
+            echo "  round $round $name: connections=${succ:-0} rss before=${before} KiB after=${after} KiB -> $bytes bytes/connection"
+            per_conn[$name]+="$bytes"$'\n'
+            echo "$before $after ${succ:-0}" >>"$dir/$name.rss"
+        done
+    done
+    echo
+    echo "| broker | idle connections | bytes per connection (median) |"
+    echo "|---|---:|---:|"
+    for name in ratatosk mosquitto; do
+        printf '| %s | %s | %.0f |\n' "$name" "$CONNS" "$(printf '%s' "${per_conn[$name]}" | awk 'NF' | median)"
+    done
+    r=$(printf '%s' "${per_conn[ratatosk]}" | awk 'NF' | median)
+    m=$(printf '%s' "${per_conn[mosquitto]}" | awk 'NF' | median)
+    printf '| ratio r/m | | %s |\n' "$(ratio "$r" "$m")"
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Message scenarios: ratatosk-bench pubsub with the scenario's publishers and subscribers.
+case $SCENARIO in
+pairs) shape=(-c "$N" -t 'bench/%i') ; desc="$N publishers -> $N subscribers, 1:1" ;;
+fanin) shape=(-c "$N" -t 'bench/%i' --subs 1 --sub-topic 'bench/#') ; desc="$N publishers -> 1 subscriber of bench/#" ;;
+fanout) shape=(-c 1 -t 'bench/fanout' --subs "$N") ; desc="1 publisher -> $N subscribers" ;;
+shared) shape=(-c "$N" -t 'bench/%i' --subs "$M" --sub-topic '$share/g/bench/#') ; desc="$N publishers -> $M subscribers of \$share/g/bench/#" ;;
+esac
 
 EXTRA=("$@")
 rate_args=()
 [[ -n $RATE ]] && rate_args=(--rate "$RATE")
 
-run_round() { # name round -> prints "rate p50 p99 p999"
-    local name=$1 round=$2 port out
+run_round() { # name round qos size dir -> prints "rate p50 p99 p999 lost"
+    local name=$1 round=$2 qos=$3 size=$4 dir=$5 port out
+    # This runs in a command substitution, which does not inherit the EXIT trap.
     trap stop_broker EXIT
     port=$(free_port)
-    start_broker "$name" "$port"
-    out="$OUT/$name-$round.txt"
+    start_broker "$name" "$port" "$dir"
+    out="$dir/$name-$round.txt"
     # A non-zero exit (loss at QoS >= 1, a failed connection) is reported, not fatal to the table.
-    taskset -c "$LOAD_CPU" "$BENCH" pubsub -h 127.0.0.1 -p "$port" -c "$PAIRS" -t "$TOPIC" -q "$QOS" \
-        -s "$SIZE" -I 0 -F "$INFLIGHT" -i 1 --duration "$DURATION" --cores 1 --quiet \
-        --hgrm "$OUT/$name-$round.hgrm" "${rate_args[@]}" "${EXTRA[@]}" >"$out" 2>&1 || echo "  ($name round $round: exit $?; see $out)" >&2
+    taskset -c "$LOAD_CPU" "$BENCH" pubsub -h 127.0.0.1 -p "$port" "${shape[@]}" -q "$qos" \
+        -s "$size" -I 0 -F "$INFLIGHT" -i 1 --duration "$DURATION" --cores 1 --quiet \
+        --hgrm "$dir/$name-$round.hgrm" "${rate_args[@]}" "${EXTRA[@]}" >"$out" 2>&1 ||
+        echo "  ($name round $round: exit $?; see $out)" >&2
     stop_broker
-    local rate p50 p99 p999
+    local rate p50 p99 p999 lost
     rate=$(grep -o 'recv_rate=[0-9.]*' "$out" | cut -d= -f2 || true)
     p50=$(grep -o ' p50=[0-9.]*' "$out" | tail -1 | cut -d= -f2 || true)
     p99=$(grep -o ' p99=[0-9.]*' "$out" | tail -1 | cut -d= -f2 || true)
     p999=$(grep -o ' p99\.9=[0-9.]*' "$out" | tail -1 | cut -d= -f2 || true)
-    echo "${rate:-0} ${p50:-0} ${p99:-0} ${p999:-0}"
+    lost=$(grep -o ' lost=[0-9]*' "$out" | tail -1 | cut -d= -f2 || true)
+    echo "${rate:-0} ${p50:-0} ${p99:-0} ${p999:-0} ${lost:-0}"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-
-declare -A results
-echo "scenario: pubsub, $PAIRS pairs, topic $TOPIC, QoS $QOS, ${SIZE} B, ${DURATION}s, rate ${RATE:-max}, $ROUNDS rounds" \
-     "(broker on cpu $BROKER_CPU, load on cpu $LOAD_CPU)"
-for round in $(seq 1 "$ROUNDS"); do
-    for name in ratatosk mosquitto; do
-        line=$(run_round "$name" "$round")
-        echo "  round $round $name: recv/s p50 p99 p99.9 (us) = $line"
-        results[$name]+="$line"$'\n'
+echo "scenario: $SCENARIO ($desc), QoS [$QOS], payload [$SIZE] B, ${DURATION}s, rate ${RATE:-max}," \
+    "$ROUNDS rounds (broker on cpu $BROKER_CPU, load on cpu $LOAD_CPU)"
+table=$'| scenario | QoS | size | broker | msg/s received | p50 µs | p99 µs | p99.9 µs | lost |\n|---|---:|---:|---|---:|---:|---:|---:|---:|\n'
+for qos in $QOS; do
+    for size in $SIZE; do
+        dir="$OUT/$SCENARIO-q$qos-${size}B"
+        mkdir -p "$dir"
+        declare -A results=()
+        echo "case: QoS $qos, $size B"
+        for round in $(seq 1 "$ROUNDS"); do
+            for name in ratatosk mosquitto; do
+                line=$(run_round "$name" "$round" "$qos" "$size" "$dir")
+                echo "  round $round $name: recv/s p50 p99 p99.9 (us) lost = $line"
+                results[$name]+="$line"$'\n'
+            done
+        done
+        col() { printf '%s' "${results[$1]}" | awk -v c="$2" 'NF {print $c}' | median; }
+        for name in ratatosk mosquitto; do
+            table+=$(printf '| %s | %s | %s | %s | %.0f | %.1f | %.1f | %.1f | %.0f |' "$SCENARIO" "$qos" "$size" "$name" \
+                "$(col "$name" 1)" "$(col "$name" 2)" "$(col "$name" 3)" "$(col "$name" 4)" "$(col "$name" 5)")$'\n'
+        done
+        table+="| $SCENARIO | $qos | $size | ratio r/m | $(ratio "$(col ratatosk 1)" "$(col mosquitto 1)") |"
+        table+=" $(ratio "$(col ratatosk 2)" "$(col mosquitto 2)") | $(ratio "$(col ratatosk 3)" "$(col mosquitto 3)") |"
+        table+=" $(ratio "$(col ratatosk 4)" "$(col mosquitto 4)") | |"$'\n'
+        if [[ -s $dir/ratatosk-$ROUNDS.hgrm && -s $dir/mosquitto-$ROUNDS.hgrm ]]; then
+            "$BENCH" compare "$dir/ratatosk-$ROUNDS.hgrm" "$dir/mosquitto-$ROUNDS.hgrm" --svg "$dir/p99-compare.svg" \
+                >"$dir/compare.txt" 2>&1 || true
+        fi
+        unset results
     done
 done
-
-col() { # name column
-    printf '%s' "${results[$1]}" | awk -v c="$2" 'NF {print $c}' | median
-}
-printf '\n%-10s %14s %12s %12s %12s\n' broker "msg/s" "p50 us" "p99 us" "p99.9 us"
-for name in ratatosk mosquitto; do
-    printf '%-10s %14.0f %12.1f %12.1f %12.1f\n' "$name" "$(col "$name" 1)" "$(col "$name" 2)" "$(col "$name" 3)" "$(col "$name" 4)"
-done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '%-10s %14s %12s %12s %12s\n' "ratio r/m" \
-    "$(ratio "$(col ratatosk 1)" "$(col mosquitto 1)")" "$(ratio "$(col ratatosk 2)" "$(col mosquitto 2)")" \
-    "$(ratio "$(col ratatosk 3)" "$(col mosquitto 3)")" "$(ratio "$(col ratatosk 4)" "$(col mosquitto 4)")"
-echo "(medians over $ROUNDS rounds; msg/s is what subscribers received per second of publishing)"
-
-if [[ -s $OUT/ratatosk-$ROUNDS.hgrm && -s $OUT/mosquitto-$ROUNDS.hgrm ]]; then
-    echo
-    "$BENCH" compare "$OUT/ratatosk-$ROUNDS.hgrm" "$OUT/mosquitto-$ROUNDS.hgrm" --svg "$OUT/p99-compare.svg"
-    echo "plot: $OUT/p99-compare.svg"
-fi
+echo
+printf '%s' "$table"
+echo "(medians over $ROUNDS rounds; msg/s is what all subscribers together received per second of publishing;"
+echo " lost is the median count of messages that never arrived; plots and per-round output in $OUT/$SCENARIO-q*)"

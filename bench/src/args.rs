@@ -2,8 +2,7 @@
 //!
 //! An emqtt-bench command line must work unchanged, so short flags follow emqtt-bench even where they
 //! clash with clap's conventions: `-h` is the host (help is `--help` only) and `-V` the protocol
-//! version (there is no version flag). Flags we accept for compatibility but do not implement yet
-//! (`--ssl`, `--ws`, `--ifaddr`) are refused at start-up with a message rather than silently ignored.
+//! version (there is no version flag).
 
 use std::path::PathBuf;
 
@@ -87,23 +86,24 @@ pub struct ConnOpts {
     /// Session expiry interval in seconds (MQTT 5).
     #[arg(short = 'x', long = "session-expiry", default_value_t = 0)]
     pub session_expiry: u32,
-    /// TLS (not implemented yet).
+    /// TLS; without --cacertfile the broker's certificate is not verified (as with emqtt-bench).
     #[arg(short = 'S', long = "ssl", default_value_t = false, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub ssl: bool,
-    /// CA certificate file for --ssl (not implemented yet).
+    /// CA certificate file (PEM) to verify the broker's certificate with.
     #[arg(long)]
     pub cacertfile: Option<PathBuf>,
-    /// Client certificate file for --ssl (not implemented yet).
+    /// Client certificate file (PEM), with --keyfile.
     #[arg(long)]
     pub certfile: Option<PathBuf>,
-    /// Client key file for --ssl (not implemented yet).
+    /// Client private key file (PEM), with --certfile.
     #[arg(long)]
     pub keyfile: Option<PathBuf>,
-    /// MQTT over WebSocket (not implemented yet).
+    /// MQTT over WebSocket (subprotocol `mqtt`, path `/mqtt`); with --ssl, over TLS.
     #[arg(long, default_value_t = false)]
     pub ws: bool,
-    /// Local source addresses, comma separated (not implemented yet).
+    /// Local source addresses, comma separated: clients bind to them in turn before connecting, so
+    /// more connections can be opened than one source address has ephemeral ports.
     #[arg(long)]
     pub ifaddr: Option<String>,
     /// Reconnect attempts after a lost connection (accepted; lost connections are counted instead).
@@ -203,6 +203,14 @@ pub struct SubCmd {
     /// Payload headers the publishers put in front of each message, as for `pub`.
     #[arg(long = "payload-hdrs", default_value = "")]
     pub payload_hdrs: String,
+    /// Number of publishers (the publishers' `-c`) whose `cnt64` messages every subscriber should
+    /// receive; with `--pub-limit`, loss is counted exactly instead of from sequence gaps.
+    #[arg(long = "pubs")]
+    pub pubs: Option<u64>,
+    /// Total messages those publishers send (their `-L`): every subscriber expects all of them, and
+    /// the run ends as soon as they have arrived.
+    #[arg(long = "pub-limit")]
+    pub pub_limit: Option<u64>,
 }
 
 /// `pub`.

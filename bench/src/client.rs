@@ -14,7 +14,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::clock::mono_ns;
 use crate::plan::{ClientPlan, Plan, Role};
 use crate::seq::SeqTracker;
 use crate::stats::{bump, get, Stats, PHASE_DRAINING, PHASE_RUNNING, PHASE_STOP};
+use crate::transport::{Base, Transport};
 
 /// How often a blocked read gives up to look at the run's phase and the keep-alive timer.
 const READ_TICK: Duration = Duration::from_millis(100);
@@ -143,7 +145,7 @@ async fn wait_for_stop(stats: &Stats) {
     }
 }
 
-async fn connect_with_retries(plan: &Plan, c: &ClientPlan, stats: &Stats) -> io::Result<(TcpStream, BytesMut)> {
+async fn connect_with_retries(plan: &Plan, c: &ClientPlan, stats: &Stats) -> io::Result<(Transport, BytesMut)> {
     let mut attempt = 0;
     loop {
         match handshake(plan, c).await {
@@ -157,12 +159,30 @@ async fn connect_with_retries(plan: &Plan, c: &ClientPlan, stats: &Stats) -> io:
     }
 }
 
-/// TCP connect, CONNECT, and wait for a successful CONNACK; returns the stream and any bytes that
-/// arrived after the CONNACK.
-async fn handshake(plan: &Plan, c: &ClientPlan) -> io::Result<(TcpStream, BytesMut)> {
-    let mut stream = connect_tcp(c.addr).await?;
-    stream.set_nodelay(true).map_err(gio)?;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(gio)?;
+/// TCP connect, TLS and WebSocket handshakes when asked for, CONNECT, and wait for a successful
+/// CONNACK; returns the stream and any bytes that arrived after the CONNACK.
+async fn handshake(plan: &Plan, c: &ClientPlan) -> io::Result<(Transport, BytesMut)> {
+    let deadline = mono_ns() + HANDSHAKE_TIMEOUT.as_nanos() as u64;
+    let tcp = match c.local {
+        Some(local) => connect_from(local, c.addr).await?,
+        None => connect_tcp(c.addr).await?,
+    };
+    tcp.set_nodelay(true).map_err(gio)?;
+    // A broker that has not taken a single byte for this long is stalled: count the connection as
+    // lost instead of waiting on it forever.
+    tcp.set_write_timeout(Some(WRITE_STALL)).map_err(gio)?;
+    let mut stream = if plan.wrap.is_plain() {
+        // The socket's read timeout is the read loop's tick (see `transport`).
+        tcp.set_read_timeout(Some(READ_TICK)).map_err(gio)?;
+        Transport::Base { inner: Base::Tcp(tcp), tick: None }
+    } else {
+        let wrap = plan.wrap.wrap(tcp, &c.host, c.addr.port(), READ_TICK);
+        futures_lite::future::or(wrap, async {
+            sleep(HANDSHAKE_TIMEOUT).await;
+            Err(io::Error::new(io::ErrorKind::TimedOut, "TLS/WebSocket handshake timed out"))
+        })
+        .await?
+    };
     let mut properties = Properties::default();
     if plan.session_expiry > 0 {
         properties.session_expiry_interval = Some(plan.session_expiry);
@@ -180,9 +200,14 @@ async fn handshake(plan: &Plan, c: &ClientPlan) -> io::Result<(TcpStream, BytesM
     let mut out = BytesMut::with_capacity(128);
     encode(&connect, plan.version, &mut out).map_err(io::Error::other)?;
     stream.write_all(&out).await?;
+    stream.flush().await?;
     let mut rbuf = BytesMut::with_capacity(1024);
     let mut tmp = [0u8; 1024];
     loop {
+        // Bounded in time even against a broker that trickles bytes but never completes a CONNACK.
+        if mono_ns() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no CONNACK within the handshake limit"));
+        }
         match decode(&mut rbuf, Some(plan.version), MAX_PACKET) {
             Ok(Some(Packet::ConnAck(ack))) if ack.code == 0 => return Ok((stream, rbuf)),
             Ok(Some(Packet::ConnAck(ack))) => {
@@ -192,7 +217,12 @@ async fn handshake(plan: &Plan, c: &ClientPlan) -> io::Result<(TcpStream, BytesM
             Ok(None) => {}
             Err(e) => return Err(io::Error::other(e)),
         }
-        let n = stream.read(&mut tmp).await?;
+        let n = match stream.read(&mut tmp).await {
+            Ok(n) => n,
+            // The read tick: only give up once the handshake's own limit has passed.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && mono_ns() < deadline => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "broker closed the connection before CONNACK"));
         }
@@ -204,9 +234,52 @@ async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
     TcpStream::connect_timeout(addr, HANDSHAKE_TIMEOUT).await.map_err(gio)
 }
 
+/// Connects from a chosen local address (`--ifaddr`). glommio's connect cannot bind first, so the
+/// socket is made with socket2, bound, connected without blocking the executor (polling for
+/// completion between short sleeps, bounded by `HANDSHAKE_TIMEOUT`), and then handed to glommio.
+async fn connect_from(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Port 0: every client on this source address gets its own ephemeral port.
+    sock.bind(&SockAddr::from(SocketAddr::new(local, 0)))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to --ifaddr {local}: {e}")))?;
+    sock.set_nonblocking(true)?;
+    match sock.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            let deadline = mono_ns() + HANDSHAKE_TIMEOUT.as_nanos() as u64;
+            loop {
+                let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&sock), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd, zero timeout: poll only looks, it never blocks here.
+                let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if n > 0 {
+                    break;
+                }
+                if mono_ns() >= deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
+                }
+                sleep(Duration::from_millis(1)).await;
+            }
+            if let Some(e) = sock.take_error()? {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    // glommio drives the socket with io_uring and MSG_DONTWAIT itself; a non-blocking descriptor
+    // would make its reads fail with EAGAIN instead of waiting.
+    sock.set_nonblocking(false)?;
+    // SAFETY: the descriptor is a connected TCP socket that `into_raw_fd` gave up; the stream now
+    // owns (and will close) it.
+    Ok(unsafe { TcpStream::from_raw_fd(sock.into_raw_fd()) })
+}
+
 /// State shared by a connection's reader and driver.
 struct Conn {
-    writer: RwLock<WriteHalf<TcpStream>>,
+    writer: RwLock<WriteHalf<Transport>>,
     last_write_ns: Cell<u64>,
     /// Set before we send DISCONNECT: an end of stream after it is expected, not a lost connection.
     closing: Cell<bool>,
@@ -220,6 +293,8 @@ impl Conn {
     async fn send(&self, bytes: &[u8]) -> io::Result<()> {
         let mut w = self.writer.write().await.map_err(|e| io::Error::other(e.to_string()))?;
         w.write_all(bytes).await?;
+        // A no-op on TCP; TLS and WebSocket buffer until flushed.
+        w.flush().await?;
         self.last_write_ns.set(mono_ns());
         Ok(())
     }
@@ -271,15 +346,7 @@ impl PacketIds {
     }
 }
 
-async fn run_role(ctx: &Rc<Ctx>, c: &ClientPlan, stream: TcpStream, rbuf: BytesMut) {
-    // A broker that has not taken a single byte for this long is stalled: count the connection as
-    // lost instead of waiting on it forever.
-    if let Err(e) = stream.set_write_timeout(Some(WRITE_STALL)) {
-        report_error("socket setup failed", &c.client_id, &e);
-    }
-    if let Err(e) = stream.set_read_timeout(Some(READ_TICK)) {
-        report_error("socket setup failed", &c.client_id, &e);
-    }
+async fn run_role(ctx: &Rc<Ctx>, c: &ClientPlan, stream: Transport, rbuf: BytesMut) {
     let (reader, writer) = futures_lite::io::split(stream);
     let inflight = ctx.plan.publish.as_ref().map_or(1, |p| p.inflight);
     let conn = Rc::new(Conn {
@@ -342,6 +409,9 @@ struct Receiver {
 /// Adds a finished subscriber's loss, duplicate and order counts to the totals. With known sources
 /// (exact accounting) a message is lost when a source sent it and it never arrived; otherwise only
 /// the gaps below each publisher's highest received sequence number are known.
+///
+/// Members of a shared group only add their seen-sets to the group's pool; the runner accounts the
+/// pool once everyone has ended.
 fn account_subscriber(ctx: &Ctx, trackers: &HashMap<u32, SeqTracker>, sources: Option<&[u32]>) {
     let stats = &ctx.stats;
     let mut lost = 0;
@@ -349,11 +419,24 @@ fn account_subscriber(ctx: &Ctx, trackers: &HashMap<u32, SeqTracker>, sources: O
         bump(&stats.duplicated, t.duplicates);
         bump(&stats.out_of_order, t.out_of_order);
     }
+    if ctx.plan.pooled {
+        let mut pool = stats.pool.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, t) in trackers {
+            // Within-member duplicates were counted above; the pool adds only cross-member ones.
+            let overlap = pool.entry(*id).or_default().merge(t);
+            bump(&stats.duplicated, overlap);
+        }
+        return;
+    }
     match sources {
         Some(src) => {
             let mut expected = 0;
             for &p in src {
-                let sent = stats.sent_per_pub.get(p as usize).map_or(0, get);
+                // `sub --pub-limit` is told what was sent; `pubsub` counted it itself.
+                let sent = match &ctx.plan.expect_per_pub {
+                    Some(e) => e.get(p as usize).copied().unwrap_or(0),
+                    None => stats.sent_per_pub.get(p as usize).map_or(0, get),
+                };
                 let got = trackers.get(&p).map_or(0, |t| t.distinct);
                 expected += sent;
                 lost += sent.saturating_sub(got);
@@ -371,7 +454,7 @@ async fn read_loop(
     ctx: &Ctx,
     conn: &Conn,
     c: &ClientPlan,
-    mut reader: ReadHalf<TcpStream>,
+    mut reader: ReadHalf<Transport>,
     mut rbuf: BytesMut,
     mut rx: Option<&mut Receiver>,
 ) {
@@ -443,7 +526,7 @@ fn handle_buffered(
     let plan = &ctx.plan;
     let stats = &ctx.stats;
     let version = plan.version;
-    let (mut recv, mut acked, mut failed, mut released) = (0u64, 0u64, 0u64, 0u64);
+    let (mut recv, mut fresh, mut acked, mut failed, mut released) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut hist = None;
     let result = loop {
         let packet = match decode(rbuf, Some(version), MAX_PACKET) {
@@ -460,7 +543,7 @@ fn handle_buffered(
                     h.saturating_record(mono_ns().saturating_sub(ts).max(1));
                 }
                 if let (Some((id, seq)), Some(rx)) = (stamp.seq, rx.as_deref_mut()) {
-                    rx.trackers.entry(id).or_default().record(seq);
+                    fresh += u64::from(rx.trackers.entry(id).or_default().record(seq));
                 }
                 let resp = PubResp { packet_id: p.packet_id, ..PubResp::default() };
                 let ack = match p.qos {
@@ -476,14 +559,13 @@ fn handle_buffered(
                 let resp = Packet::PubComp(PubResp { packet_id: r.packet_id, ..PubResp::default() });
                 encode(&resp, version, out).map_err(|e| e.to_string())?;
             }
-            Packet::PubAck(r) | Packet::PubComp(r) => {
-                if conn.ids.borrow_mut().release(r.packet_id) {
-                    released += 1;
-                    if r.reason < 0x80 {
-                        acked += 1;
-                    } else {
-                        failed += 1;
-                    }
+            // A stray acknowledgement (identifier not in use) fails the guard and is ignored below.
+            Packet::PubAck(r) | Packet::PubComp(r) if conn.ids.borrow_mut().release(r.packet_id) => {
+                released += 1;
+                if r.reason < 0x80 {
+                    acked += 1;
+                } else {
+                    failed += 1;
                 }
             }
             Packet::PubRec(r) => {
@@ -515,6 +597,7 @@ fn handle_buffered(
     drop(hist);
     if recv > 0 {
         bump(&stats.recv, recv);
+        bump(&stats.fresh, fresh);
     }
     if released > 0 {
         bump(&stats.pub_succ, acked);

@@ -19,7 +19,7 @@ pub fn render(h: &Histogram<u64>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
     let mut total = 0u64;
-    if h.len() > 0 {
+    if !h.is_empty() {
         for v in h.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
             total += v.count_since_last_iteration();
             let q = v.quantile_iterated_to();

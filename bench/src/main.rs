@@ -3,7 +3,8 @@
 //! `conn`, `sub` and `pub` take emqtt-bench's flags; `pubsub` runs both sides in one process with
 //! exact loss, duplicate and order accounting; `compare` puts `.hgrm` latency distributions side by
 //! side. Clients run on one glommio executor per core with a hand-rolled MQTT state machine on the
-//! `ratatosk` codec. The exit status is non-zero when a connection failed or messages were lost at
+//! `ratatosk` codec, over TCP (from chosen source addresses with `--ifaddr`), TLS (`--ssl`) or
+//! WebSocket (`--ws`). The exit status is non-zero when a connection failed or messages were lost at
 //! QoS ≥ 1, so scripts can rely on it.
 
 mod args;
@@ -19,6 +20,7 @@ mod runner;
 mod seq;
 mod stats;
 mod template;
+mod transport;
 
 use std::process::ExitCode;
 
@@ -47,7 +49,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, String> {
         }
         Command::Conn(c) => bench(&c.conn, Kind::Conn, "conn", 0, 5.0),
         Command::Sub(s) => {
-            let kind = Kind::Sub { topic: &s.topic, qos: s.qos, hdrs: &s.payload_hdrs };
+            let kind = Kind::Sub { topic: &s.topic, qos: s.qos, hdrs: &s.payload_hdrs, pubs: s.pubs, pub_limit: s.pub_limit };
             bench(&s.conn, kind, "sub", s.qos, 5.0)
         }
         Command::Pub(p) => bench(&p.conn, Kind::Pub(&p.publish), "pub", p.publish.qos, 5.0),

@@ -4,7 +4,7 @@
 //! Planning up front keeps the executors free of parsing and lets `pubsub` know, before the first
 //! message, which subscribers each publisher's messages must reach, so loss is counted exactly.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -14,6 +14,7 @@ use crate::args::{ConnOpts, PubOpts};
 use crate::payload::Layout;
 use crate::rng::Rng;
 use crate::template::{self, Vars};
+use crate::transport::{self, Wrap};
 
 /// Above this many (subscriber, publisher) pairs, exact per-pair accounting is not planned (the
 /// topic matching alone would take too long); loss is then counted from sequence gaps.
@@ -57,6 +58,10 @@ pub struct ClientPlan {
     pub client_id: ByteString,
     /// Broker address.
     pub addr: SocketAddr,
+    /// Broker host as given to `-h` (TLS server name, WebSocket `Host`).
+    pub host: ByteString,
+    /// Local address to connect from (`--ifaddr`), else the kernel's choice.
+    pub local: Option<IpAddr>,
     /// What it does.
     pub role: Role,
 }
@@ -95,6 +100,8 @@ pub struct Plan {
     pub session_expiry: u32,
     /// Retries of a failed connect.
     pub retries: u32,
+    /// TLS and WebSocket layers over TCP.
+    pub wrap: Wrap,
     /// Nanoseconds between two connects.
     pub connect_interval_ns: u64,
     /// Client executors.
@@ -111,8 +118,16 @@ pub struct Plan {
     pub subs: usize,
     /// Number of publishers.
     pub pubs: usize,
-    /// Whether subscribers know their exact sources (pubsub without shared subscriptions).
+    /// Whether the number of messages subscribers should receive is known: `pubsub` (each subscriber
+    /// knows its sources, or the shared group is accounted as a whole) and `sub --pub-limit`.
     pub exact: bool,
+    /// `pubsub` whose subscribers are all members of one shared subscription group: each member
+    /// adds its seen-sets to a pool and loss is counted for the group (`fanout` is 1 per matching
+    /// publisher).
+    pub pooled: bool,
+    /// For `sub --pub-limit`: how many messages each publisher id sends, in place of the counts the
+    /// publishers of a `pubsub` run keep.
+    pub expect_per_pub: Option<Vec<u64>>,
     /// For each publisher, how many subscribers should receive each of its messages.
     pub fanout: Vec<u64>,
     /// How long publishers wait for outstanding acknowledgements (and the run for stragglers) once
@@ -133,6 +148,10 @@ pub enum Kind<'a> {
         qos: u8,
         /// Header spec.
         hdrs: &'a str,
+        /// Publishers every subscriber hears from (`--pubs`).
+        pubs: Option<u64>,
+        /// Their total message count (`--pub-limit`).
+        pub_limit: Option<u64>,
     },
     /// `pub`.
     Pub(&'a PubOpts),
@@ -170,8 +189,8 @@ fn hostname() -> String {
         .unwrap_or_else(|| "bench".to_string())
 }
 
-/// Resolves the comma-separated host list.
-fn resolve(hosts: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+/// Resolves the comma-separated host list into (name, address) pairs.
+fn resolve(hosts: &str, port: u16) -> Result<Vec<(ByteString, SocketAddr)>, String> {
     let mut out = Vec::new();
     for h in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
         let addr = (h, port)
@@ -180,7 +199,7 @@ fn resolve(hosts: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
             // Prefer IPv4: brokers in benchmarks usually listen on 127.0.0.1 only.
             .min_by_key(|a| a.is_ipv6())
             .ok_or_else(|| format!("host `{h}` has no address"))?;
-        out.push(addr);
+        out.push((ByteString::from(h), addr));
     }
     if out.is_empty() {
         return Err("no host given (-h)".into());
@@ -188,18 +207,36 @@ fn resolve(hosts: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     Ok(out)
 }
 
-/// Refuses flags that are accepted for compatibility but not implemented.
-fn refuse_unimplemented(c: &ConnOpts) -> Result<(), String> {
-    if c.ssl || c.cacertfile.is_some() || c.certfile.is_some() || c.keyfile.is_some() {
-        return Err("--ssl is not implemented yet; benchmark over plain TCP".into());
+/// TLS and WebSocket settings from `--ssl`, the certificate flags and `--ws`.
+fn wrap_of(c: &ConnOpts) -> Result<Wrap, String> {
+    let certs = c.cacertfile.is_some() || c.certfile.is_some() || c.keyfile.is_some();
+    if certs && !c.ssl {
+        return Err("--cacertfile/--certfile/--keyfile need --ssl".into());
     }
-    if c.ws {
-        return Err("--ws is not implemented yet; benchmark over plain TCP".into());
+    let tls = if c.ssl {
+        Some(transport::tls_config(c.cacertfile.as_deref(), c.certfile.as_deref(), c.keyfile.as_deref())?)
+    } else {
+        None
+    };
+    Ok(Wrap { tls, ws: c.ws })
+}
+
+/// Parses `--ifaddr`: a comma-separated list of local IP addresses.
+fn parse_ifaddrs(list: Option<&str>) -> Result<Vec<IpAddr>, String> {
+    let Some(list) = list else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for a in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        out.push(a.parse::<IpAddr>().map_err(|_| format!("--ifaddr: `{a}` is not an IP address"))?);
     }
-    if c.ifaddr.is_some() {
-        return Err("--ifaddr is not implemented yet".into());
+    if out.is_empty() {
+        return Err("--ifaddr needs at least one address".into());
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Messages each of `pubs` publishers sends out of `limit` in total: the split `pub -L` makes.
+fn split_limit(limit: u64, pubs: u64) -> Vec<u64> {
+    (0..pubs).map(|k| limit / pubs + u64::from(k < limit % pubs)).collect()
 }
 
 /// Builds the plan.
@@ -208,7 +245,7 @@ fn refuse_unimplemented(c: &ConnOpts) -> Result<(), String> {
 ///
 /// A message naming the flag to fix.
 pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
-    refuse_unimplemented(c)?;
+    let wrap = wrap_of(c)?;
     if c.count == 0 {
         return Err("-c/--count must be at least 1".into());
     }
@@ -216,12 +253,16 @@ pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
         return Err("-i/--interval must be a non-negative number of milliseconds".into());
     }
     let addrs = resolve(&c.host, c.port)?;
+    let ifaddrs = parse_ifaddrs(c.ifaddr.as_deref())?;
+    if let Some(bad) = ifaddrs.iter().find(|a| a.is_ipv6() != addrs[0].1.is_ipv6()) {
+        return Err(format!("--ifaddr {bad} is not of the broker address's family ({})", addrs[0].1));
+    }
     let cores = match c.cores {
         Some(0) => return Err("--cores must be at least 1".into()),
         Some(n) => n,
         None => ratatosk_shards::allowed_cpus().len().max(1),
     };
-    let connect_interval_ns = if c.connrate > 0 { 1_000_000_000 / c.connrate } else { (c.interval * 1e6) as u64 };
+    let connect_interval_ns = 1_000_000_000u64.checked_div(c.connrate).unwrap_or((c.interval * 1e6) as u64);
     let prefix = c.prefix.clone().unwrap_or_else(hostname);
     let username = c.username.clone().unwrap_or_default();
     let mut rng = Rng::from_entropy();
@@ -229,7 +270,7 @@ pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
 
     let (n_subs, n_pubs, sub_tpl, sub_qos, hdrs, publish) = match &kind {
         Kind::Conn => (0, 0, None, 0, "", None),
-        Kind::Sub { topic, qos, hdrs } => (c.count, 0, Some(*topic), *qos, *hdrs, None),
+        Kind::Sub { topic, qos, hdrs, .. } => (c.count, 0, Some(*topic), *qos, *hdrs, None),
         Kind::Pub(p) => (0, c.count, None, 0, p.payload_hdrs.as_str(), Some(*p)),
         Kind::PubSub { publish, subs, sub_topic, sub_qos } => {
             let hdrs = if publish.payload_hdrs.is_empty() { "ts,cnt64" } else { publish.payload_hdrs.as_str() };
@@ -253,7 +294,9 @@ pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
             after_subscribers: after,
             slot,
             client_id: ByteString::from(id),
-            addr: addrs[index % addrs.len()],
+            host: addrs[index % addrs.len()].0.clone(),
+            addr: addrs[index % addrs.len()].1,
+            local: None,
             role,
         });
     };
@@ -326,13 +369,56 @@ pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
     clients.sort_by_key(|cl| !matches!(cl.role, Role::Sub { .. }));
     for (i, cl) in clients.iter_mut().enumerate() {
         cl.index = i;
+        cl.host = addrs[i % addrs.len()].0.clone();
+        cl.addr = addrs[i % addrs.len()].1;
+        // Round-robin over the source addresses, so each one carries an equal share of ports.
+        cl.local = (!ifaddrs.is_empty()).then(|| ifaddrs[i % ifaddrs.len()]);
     }
 
     let is_pubsub = matches!(kind, Kind::PubSub { .. });
     let shared = sub_filters.iter().any(|f| topic::split_shared(f).is_some());
-    let exact = is_pubsub && !shared && layout.has_seq() && sub_filters.len().saturating_mul(pub_topics.len()) <= MAX_EXACT_PAIRS;
+    let per_sub_exact =
+        is_pubsub && !shared && layout.has_seq() && sub_filters.len().saturating_mul(pub_topics.len()) <= MAX_EXACT_PAIRS;
+    // One shared group (every subscriber has the same `$share/...` filter): the group as a whole
+    // should get each matching message once.
+    let pooled = is_pubsub
+        && layout.has_seq()
+        && !sub_filters.is_empty()
+        && sub_filters.iter().all(|f| f == &sub_filters[0])
+        && topic::split_shared(&sub_filters[0]).is_some();
     let mut fanout = vec![0u64; pub_topics.len()];
-    if exact {
+    if pooled {
+        if let Some((_, inner)) = topic::split_shared(&sub_filters[0]) {
+            for (p, t) in pub_topics.iter().enumerate() {
+                fanout[p] = u64::from(topic::matches(inner, t));
+            }
+        }
+    }
+    let mut expect_per_pub = None;
+    if let Kind::Sub { pubs, pub_limit, .. } = &kind {
+        match (pubs, pub_limit) {
+            (Some(0), _) => return Err("--pubs must be at least 1".into()),
+            (_, Some(limit)) => {
+                if !layout.has_seq() {
+                    return Err("--pub-limit needs --payload-hdrs with cnt64 (as the publishers send)".into());
+                }
+                let pubs = pubs.unwrap_or(1);
+                let per_pub = split_limit(*limit, pubs);
+                fanout = vec![n_subs; per_pub.len()];
+                let all: Vec<u32> = (0..pubs as u32).collect();
+                for cl in clients.iter_mut() {
+                    if let Role::Sub { sources, .. } = &mut cl.role {
+                        *sources = Some(all.clone());
+                    }
+                }
+                expect_per_pub = Some(per_pub);
+            }
+            (Some(_), None) => return Err("--pubs needs --pub-limit (the publishers' -L)".into()),
+            (None, None) => {}
+        }
+    }
+    let exact = per_sub_exact || pooled || expect_per_pub.is_some();
+    if per_sub_exact {
         for cl in clients.iter_mut() {
             if let Role::Sub { filter, sources } = &mut cl.role {
                 let mut src = Vec::new();
@@ -354,6 +440,7 @@ pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
         password: c.password.clone().map(Bytes::from),
         session_expiry: c.session_expiry,
         retries: c.num_retry_connect,
+        wrap,
         connect_interval_ns,
         cores,
         layout,
@@ -362,6 +449,8 @@ pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
         subs: n_subs as usize,
         pubs: pub_topics.len(),
         exact,
+        pooled,
+        expect_per_pub,
         fanout,
         clients,
         drain_ns: 5_000_000_000,

@@ -28,7 +28,7 @@ impl RateLines {
                 let _ = writeln!(s, "{elapsed_s}s {name} total={total} rate={rate:.2}/sec");
             }
         }
-        if interval.len() > 0 {
+        if !interval.is_empty() {
             let us = |q: f64| interval.value_at_quantile(q) as f64 / 1000.0;
             let _ = writeln!(
                 s,
@@ -70,7 +70,7 @@ pub struct Latency {
 impl Latency {
     /// Percentiles of `h` (nanoseconds); `None` when nothing was recorded.
     pub fn of(h: &Histogram<u64>) -> Option<Latency> {
-        if h.len() == 0 {
+        if h.is_empty() {
             return None;
         }
         let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;

@@ -67,6 +67,14 @@ pub fn run(plan: Plan, opts: &RunOpts) -> Result<(Summary, hdrhistogram::Histogr
     let drain_ns = plan.drain_ns;
     let fanout = plan.fanout.clone();
     let exact = plan.exact;
+    let expect_per_pub = plan.expect_per_pub.clone();
+    // Receptions all subscribers together should have once publishing is over.
+    let expected_total = |stats: &Stats| -> u64 {
+        match &expect_per_pub {
+            Some(e) => e.iter().zip(&fanout).map(|(s, f)| s * f).sum(),
+            None => stats.sent_per_pub.iter().zip(&fanout).map(|(s, f)| get(s) * f).sum(),
+        }
+    };
     let plan = Arc::new(plan);
     let stats = Arc::new(Stats::new(plan.pubs, cores));
     let start = mono_ns();
@@ -131,7 +139,11 @@ pub fn run(plan: Plan, opts: &RunOpts) -> Result<(Summary, hdrhistogram::Histogr
         let timed_out = opts.duration.is_some_and(|d| phase >= PHASE_RUNNING && now.saturating_sub(run_start) as f64 >= d * 1e9);
         let pubs_finished = pub_clients > 0 && get(&stats.pubs_done) >= pub_clients;
         let keep = plan.publish.as_ref().is_some_and(|p| p.keep_connected) && opts.duration.is_some();
-        if phase < PHASE_DRAINING && (timed_out || INTERRUPTED.load(Ordering::Relaxed) || (pubs_finished && !keep)) {
+        // `sub --pub-limit` is done once everything the publishers send has arrived.
+        let subs_complete = expect_per_pub.is_some() && phase >= PHASE_RUNNING && get(&stats.fresh) >= expected_total(&stats);
+        if phase < PHASE_DRAINING
+            && (timed_out || INTERRUPTED.load(Ordering::Relaxed) || (pubs_finished && !keep) || subs_complete)
+        {
             stats.advance(PHASE_DRAINING);
             pub_end = Some(now);
             drain_start = now;
@@ -148,12 +160,8 @@ pub fn run(plan: Plan, opts: &RunOpts) -> Result<(Summary, hdrhistogram::Histogr
             if recv != last_recv.0 {
                 last_recv = (recv, now);
             }
-            let expected: u64 = if exact {
-                stats.sent_per_pub.iter().zip(&fanout).map(|(s, f)| get(s) * f).sum()
-            } else {
-                0
-            };
-            let all_in = !exact || recv >= expected;
+            // First receptions, so a duplicate cannot stand in for a message still on its way.
+            let all_in = !exact || get(&stats.fresh) >= expected_total(&stats);
             let quiet = now.saturating_sub(last_recv.1.max(drain_start)) > QUIET_DRAIN_NS;
             if sub_clients == 0 || all_in || quiet || now.saturating_sub(drain_start) > drain_ns {
                 stats.advance(PHASE_STOP);
@@ -202,6 +210,9 @@ pub fn run(plan: Plan, opts: &RunOpts) -> Result<(Summary, hdrhistogram::Histogr
         w.flush().map_err(|e| format!("cannot write the interval log: {e}"))?;
     }
     let _ = total.add(&last);
+    if plan.pooled {
+        account_pool(&stats, &fanout);
+    }
 
     let run_start = stats.run_start_ns.load(Ordering::Acquire);
     let elapsed_end = if pub_clients > 0 { pub_end.unwrap_or(end) } else { end };
@@ -225,6 +236,24 @@ pub fn run(plan: Plan, opts: &RunOpts) -> Result<(Summary, hdrhistogram::Histogr
         latency: Latency::of(&total),
     };
     Ok((summary, total))
+}
+
+/// Accounts a shared group as one subscriber: a message is lost when a matching publisher sent it
+/// and no member received it.
+fn account_pool(stats: &Stats, fanout: &[u64]) {
+    let pool = stats.pool.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut expected, mut lost) = (0, 0);
+    for (p, f) in fanout.iter().enumerate() {
+        if *f == 0 {
+            continue;
+        }
+        let sent = stats.sent_per_pub.get(p).map_or(0, get);
+        let got = pool.get(&(p as u32)).map_or(0, |t| t.distinct);
+        expected += sent;
+        lost += sent.saturating_sub(got);
+    }
+    stats::bump(&stats.expected, expected);
+    stats::bump(&stats.lost, lost);
 }
 
 /// One executor: starts a task for each of its clients (`index % cores == shard`) and waits for all.

@@ -26,11 +26,11 @@ pub struct SeqTracker {
 }
 
 impl SeqTracker {
-    /// Records one received sequence number.
-    pub fn record(&mut self, seq: u64) {
+    /// Records one received sequence number; true when it is a first reception.
+    pub fn record(&mut self, seq: u64) -> bool {
         if seq >= MAX_SEQ {
             self.invalid += 1;
-            return;
+            return false;
         }
         let word = (seq / 64) as usize;
         let bit = 1u64 << (seq % 64);
@@ -41,7 +41,7 @@ impl SeqTracker {
         }
         if self.bits[word] & bit != 0 {
             self.duplicates += 1;
-            return;
+            return false;
         }
         self.bits[word] |= bit;
         self.distinct += 1;
@@ -50,6 +50,27 @@ impl SeqTracker {
         } else {
             self.end = seq + 1;
         }
+        true
+    }
+
+    /// Adds another subscriber's receptions of the same publisher (members of one shared
+    /// subscription group): the union of both seen-sets. Returns how many sequence numbers both had
+    /// received, i.e. messages the group got more than once.
+    pub fn merge(&mut self, other: &SeqTracker) -> u64 {
+        if other.bits.len() > self.bits.len() {
+            self.bits.resize(other.bits.len(), 0);
+        }
+        let mut overlap = 0u64;
+        for (mine, theirs) in self.bits.iter_mut().zip(&other.bits) {
+            overlap += u64::from((*mine & *theirs).count_ones());
+            *mine |= *theirs;
+        }
+        self.distinct = self.bits.iter().map(|w| u64::from(w.count_ones())).sum();
+        // The other member's own duplicates are its to report; only the overlap is new here.
+        self.duplicates += overlap;
+        self.invalid += other.invalid;
+        self.end = self.end.max(other.end);
+        overlap
     }
 
     /// Messages missing below the highest one seen: what is known lost without knowing how many
@@ -74,7 +95,22 @@ mod tests {
         assert_eq!(t.out_of_order, 1, "4 after 5");
         assert_eq!(t.end, 101);
         assert_eq!(t.gaps(), 95);
-        t.record(u64::MAX);
+        assert!(!t.record(u64::MAX));
         assert_eq!(t.invalid, 1);
+    }
+
+    #[test]
+    fn merging_group_members_unions_and_counts_overlap() {
+        let (mut a, mut b) = (SeqTracker::default(), SeqTracker::default());
+        for s in [0, 2, 4, 200] {
+            assert!(a.record(s));
+        }
+        for s in [1, 3, 4] {
+            b.record(s);
+        }
+        assert_eq!(a.merge(&b), 1, "4 went to both members");
+        assert_eq!(a.distinct, 6);
+        assert_eq!(a.duplicates, 1);
+        assert_eq!(a.end, 201);
     }
 }

@@ -5,10 +5,13 @@
 //! contends for (once a second, to take and reset it), so recording stays on the executor's core.
 //! The run's phase is here too: the reporting thread moves it forward, clients poll it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
+
+use crate::seq::SeqTracker;
 
 /// Clients connect (subscribers first in `pubsub`); publishers wait.
 pub const PHASE_CONNECTING: u8 = 0;
@@ -49,6 +52,9 @@ pub struct Stats {
     pub pub_fail: AtomicU64,
     /// Messages received by subscribers (duplicates included).
     pub recv: AtomicU64,
+    /// First receptions of a (publisher, sequence) at a subscriber: `recv` without duplicates, so
+    /// the run can tell when everything expected has arrived.
+    pub fresh: AtomicU64,
     /// Messages known lost, added by each subscriber when it ends.
     pub lost: AtomicU64,
     /// Duplicate receptions, added by each subscriber when it ends.
@@ -73,6 +79,9 @@ pub struct Stats {
     pub sent_per_pub: Vec<AtomicU64>,
     /// One latency histogram per executor.
     pub hist: Vec<Mutex<Histogram<u64>>>,
+    /// Union of the seen-sets of all members of a shared subscription group, by publisher id: each
+    /// member sees only part of the stream, so loss is only known for the group as a whole.
+    pub pool: Mutex<HashMap<u32, SeqTracker>>,
 }
 
 impl Stats {
@@ -88,6 +97,7 @@ impl Stats {
             pub_succ: AtomicU64::new(0),
             pub_fail: AtomicU64::new(0),
             recv: AtomicU64::new(0),
+            fresh: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             duplicated: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
@@ -100,6 +110,7 @@ impl Stats {
             run_start_ns: AtomicU64::new(0),
             sent_per_pub: (0..pubs).map(|_| AtomicU64::new(0)).collect(),
             hist: (0..cores.max(1)).map(|_| Mutex::new(new_histogram())).collect(),
+            pool: Mutex::new(HashMap::new()),
         }
     }
 

@@ -4,96 +4,11 @@
 //! The broker binary is the workspace's `target/{debug,release}/ratatosk` (build it with
 //! `cargo build -p ratatosk`); each test starts its own on a free loopback port with two shards.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// Longest any one tool invocation may take before the test kills it and fails.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+use std::net::TcpListener;
 
-fn broker_binary() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(target);
-    for profile in ["debug", "release"] {
-        let p = target.join(profile).join("ratatosk");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "the ratatosk broker binary is missing from {}/{{debug,release}}; build it first with `cargo build -p ratatosk`",
-        target.display()
-    );
-}
-
-/// A broker process that is killed when the test ends.
-struct Broker {
-    child: Child,
-    port: u16,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
-        let child = Command::new(broker_binary())
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut b = Broker { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(b.child.try_wait().unwrap().is_none(), "broker exited during start-up");
-            assert!(Instant::now() < deadline, "broker did not listen on port {port} within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        b
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs ratatosk-bench with `args`, killing it after `RUN_LIMIT`.
-fn bench(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ratatosk-bench"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + RUN_LIMIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ratatosk-bench {args:?} ran longer than {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// A number from the flat JSON summary (`"key":123.4`).
-fn json_num(json: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\":");
-    let at = json.find(&pat).unwrap_or_else(|| panic!("no {key} in {json}")) + pat.len();
-    let end = json[at..].find([',', '}']).map_or(json.len(), |e| at + e);
-    json[at..end].parse().unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
-}
-
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ratatosk-bench-test-{}-{name}", std::process::id()))
-}
+use common::{bench, json_num, temp_path, text, Broker};
 
 #[test]
 fn every_subcommand_runs_against_the_broker() {
