@@ -67,8 +67,9 @@ pub struct Limits {
     pub max_inflight: u16,
     /// Incoming QoS 2 messages a client may leave unreleased: our v5 receive maximum (default 64).
     pub receive_maximum: u16,
-    /// Messages queued per session while offline or while the in-flight window is full; the newest
-    /// message is dropped when full (default 1000).
+    /// Messages queued per session while offline or while the in-flight window is full (default
+    /// 1000). From half full, publishers to a connected subscriber are paced; when full, the newest
+    /// message is dropped.
     pub max_queued: usize,
     /// Subscriptions per session (default 100).
     pub max_subscriptions: usize,

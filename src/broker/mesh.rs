@@ -15,6 +15,9 @@ pub fn spawn_receivers(shard: &Rc<Shard>, receivers: &mut Receivers<ShardMsg>) {
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
                 handle(&shard, peer, msg);
+                // Not taking the next message while a subscriber catches up fills this channel,
+                // which holds back the publishers on the sending shard.
+                shard.relieve_congestion(None).await;
                 glommio::yield_if_needed().await;
             }
         })

@@ -100,7 +100,8 @@ impl Shard {
         let ids: Vec<u32> = q.sub_id.into_iter().collect();
         let now = Instant::now();
         for m in msgs {
-            s.deliver(Delivery { msg: m, qos: q.options.qos.min(m.qos), retain: true, sub_ids: &ids }, &self.config.limits, now);
+            // Retained replays are bounded by what is stored; no back-pressure needed.
+            let _ = s.deliver(Delivery { msg: m, qos: q.options.qos.min(m.qos), retain: true, sub_ids: &ids }, &self.config.limits, now);
         }
         ShardCounters::add(&self.counters().messages_sent, msgs.len() as u64);
     }

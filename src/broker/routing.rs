@@ -13,13 +13,15 @@ use bytestring::ByteString;
 use glommio::{GlommioError, ResourceType};
 
 use super::message::Message;
-use super::shard::{FilterEntry, Group, LocalSub, Route, Shard, ShardMsg};
+use super::shard::{FilterEntry, Group, LocalSub, Route, SessionRef, Shard, ShardMsg};
 use super::stats::ShardCounters;
 use crate::protocol::topic::matches;
 use crate::protocol::QoS;
 
 /// How long published messages are kept for replay to late routes.
 const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
+/// Longest a publisher is held back for one slow subscriber.
+const CONGESTION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// At most this many messages are kept for replay.
 const REPLAY_MAX: usize = 4096;
 use crate::session::Delivery;
@@ -139,8 +141,11 @@ impl Shard {
             // [MQTT-3.3.1-12/13]: retain flag only with retain-as-published.
             let retain = m.retain_as_published && msg.retain;
             let mut s = m.session.borrow_mut();
-            s.deliver(Delivery { msg, qos, retain, sub_ids: &m.ids }, limits, now);
+            let congested = s.deliver(Delivery { msg, qos, retain, sub_ids: &m.ids }, limits, now);
             drop(s);
+            if congested {
+                self.note_congested(&m.session);
+            }
             ShardCounters::add(&c.messages_sent, 1);
         }
     }
@@ -157,12 +162,56 @@ impl Shard {
             }
         };
         let mut s = m.session.borrow_mut();
-        s.deliver(
+        let congested = s.deliver(
             Delivery { msg, qos: m.qos.min(msg.qos), retain: m.retain_as_published && msg.retain, sub_ids: &m.ids },
             &self.config.limits,
             Instant::now(),
         );
+        drop(s);
+        if congested {
+            self.note_congested(&m.session);
+        }
         ShardCounters::add(&self.counters().messages_sent, 1);
+    }
+
+    /// Remembers a connected client that fell behind; the task that caused it waits in
+    /// [`Shard::relieve_congestion`] before taking more input.
+    fn note_congested(&self, session: &SessionRef) {
+        let mut list = self.congested.borrow_mut();
+        if !list.iter().any(|s| Rc::ptr_eq(s, session)) {
+            list.push(session.clone());
+        }
+    }
+
+    /// Back-pressure: waits (up to `CONGESTION_WAIT`) until the clients that fell behind while
+    /// this task delivered have caught up. A publisher's connection task calls it before
+    /// acknowledging and reading on, and a mesh receive task before taking the next message
+    /// (which fills the channel and so slows the publishing shard). QoS 1/2 messages to a slow
+    /// but live subscriber are then paced instead of dropped; a subscriber that does not catch up
+    /// within the bound gets the documented drop policy. `except` (the waiting client's own
+    /// session) is skipped: it cannot catch up while its own connection waits.
+    pub async fn relieve_congestion(&self, except: Option<u64>) {
+        let list = std::mem::take(&mut *self.congested.borrow_mut());
+        if list.is_empty() {
+            return;
+        }
+        let limits = &self.config.limits;
+        let deadline = std::time::Instant::now() + CONGESTION_WAIT;
+        for s in list {
+            // Bounded by the deadline.
+            loop {
+                {
+                    let s = s.borrow();
+                    if Some(s.uid) == except || s.has_caught_up(limits) {
+                        break;
+                    }
+                }
+                if std::time::Instant::now() >= deadline {
+                    return;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
     }
 
     /// Keeps a published message for `REPLAY_WINDOW` with the set of shards it went to.

@@ -177,6 +177,8 @@ pub struct Shard {
     /// Messages published here recently, with the shards they went to, so that a route that
     /// arrives late still gets the messages published after its subscription began.
     pub recent: RefCell<std::collections::VecDeque<(Arc<Message>, u64)>>,
+    /// Connected clients that fell behind during the current delivery, for back-pressure.
+    pub congested: RefCell<Vec<SessionRef>>,
     /// Set when the broker is shutting down.
     pub stopping: Cell<bool>,
     /// Woken when shutdown begins.
@@ -197,6 +199,7 @@ impl Shard {
             stats,
             pending: RefCell::default(),
             recent: RefCell::default(),
+            congested: RefCell::default(),
             next_uid: Cell::new(1),
             next_token: Cell::new(1),
             stopping: Cell::new(false),

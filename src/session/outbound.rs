@@ -36,10 +36,12 @@ pub struct Delivery<'a> {
 
 impl Session {
     /// Delivers a message: sends it now when connected and the window allows, queues QoS 1/2
-    /// otherwise, and drops (counting) what cannot be kept.
-    pub fn deliver(&mut self, d: Delivery<'_>, limits: &Limits, now: Instant) {
+    /// otherwise, and drops (counting) what cannot be kept. Returns true when a connected client
+    /// has fallen behind (its queue is half full): publishers should then slow down rather than
+    /// let the queue overflow.
+    pub fn deliver(&mut self, d: Delivery<'_>, limits: &Limits, now: Instant) -> bool {
         if d.msg.remaining_expiry(now).is_err() {
-            return;
+            return false;
         }
         if d.qos == QoS::AtMostOnce {
             // QoS 0 is neither queued offline nor kept for a slow reader.
@@ -48,7 +50,7 @@ impl Session {
             } else {
                 self.dropped += 1;
             }
-            return;
+            return false;
         }
         let item = QueuedMessage { msg: d.msg.clone(), qos: d.qos, retain: d.retain, sub_ids: d.sub_ids.to_vec() };
         if self.connected && self.inflight.queue.is_empty() && self.window_has_room() {
@@ -58,6 +60,19 @@ impl Session {
         } else {
             self.dropped += 1;
         }
+        self.is_congested(limits)
+    }
+
+    /// Whether a connected client's queue has reached the back-pressure mark (half of
+    /// `max_queued`).
+    pub fn is_congested(&self, limits: &Limits) -> bool {
+        self.connected && self.inflight.queue.len() >= (limits.max_queued / 2).max(1)
+    }
+
+    /// Whether a congested client has caught up (its queue is below a quarter of `max_queued`),
+    /// or is gone (an offline session just queues, up to the limit).
+    pub fn has_caught_up(&self, limits: &Limits) -> bool {
+        !self.connected || self.inflight.queue.len() < (limits.max_queued / 4).max(1)
     }
 
     fn window_has_room(&self) -> bool {
