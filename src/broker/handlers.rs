@@ -129,12 +129,8 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
     let (qos, pid) = (p.qos, p.packet_id);
     let msg = Message::from_publish(tenant, client_id, topic, p, ctx.now, ctx.arrived_ns);
     ctx.shard.publish(Arc::new(msg)).await;
-    if qos != QoS::AtMostOnce {
-        let own = ctx.session.borrow().uid;
-        ctx.shard.relieve_congestion(Some(own)).await;
-    } else {
-        ctx.shard.congested.borrow_mut().clear();
-    }
+    let own = ctx.session.borrow().uid;
+    ctx.shard.relieve_congestion(Some(own)).await;
     let mut s = ctx.session.borrow_mut();
     if s.generation != ctx.gen {
         return Flow::Continue;

@@ -128,7 +128,6 @@ async fn keep_alive_sweep(shard: Rc<Shard>) {
 /// Tells every connected client the server is going away (v5 DISCONNECT 0x8B) and gives the
 /// connections a moment to flush.
 async fn shutdown(shard: &Rc<Shard>) {
-    shard.stopping.set(true);
     let sessions: Vec<_> = shard.sessions.borrow().values().cloned().collect();
     for s in sessions {
         let mut s = s.borrow_mut();

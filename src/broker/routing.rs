@@ -141,12 +141,15 @@ impl Shard {
             // [MQTT-3.3.1-12/13]: retain flag only with retain-as-published.
             let retain = m.retain_as_published && msg.retain;
             let mut s = m.session.borrow_mut();
+            let dropped_before = s.dropped;
             let congested = s.deliver(Delivery { msg, qos, retain, sub_ids: &m.ids }, limits, now);
+            let dropped = s.dropped - dropped_before;
             drop(s);
+            ShardCounters::add(&c.messages_dropped, dropped);
             if congested {
                 self.note_congested(&m.session);
             }
-            ShardCounters::add(&c.messages_sent, 1);
+            ShardCounters::add(&c.messages_sent, 1 - dropped.min(1));
         }
     }
 

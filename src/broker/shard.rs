@@ -179,10 +179,6 @@ pub struct Shard {
     pub recent: RefCell<std::collections::VecDeque<(Arc<Message>, u64)>>,
     /// Connected clients that fell behind during the current delivery, for back-pressure.
     pub congested: RefCell<Vec<SessionRef>>,
-    /// Set when the broker is shutting down.
-    pub stopping: Cell<bool>,
-    /// Woken when shutdown begins.
-    pub stop_notify: Notify,
 }
 
 impl Shard {
@@ -202,8 +198,6 @@ impl Shard {
             congested: RefCell::default(),
             next_uid: Cell::new(1),
             next_token: Cell::new(1),
-            stopping: Cell::new(false),
-            stop_notify: Notify::default(),
         }
     }
 

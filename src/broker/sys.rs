@@ -18,13 +18,14 @@ pub async fn publish_loop(shard: Rc<Shard>) {
     let every = Duration::from_secs(shard.config.sys_interval.max(1));
     loop {
         let st = &shard.stats;
-        let values: [(&str, String); 7] = [
+        let values: [(&str, String); 8] = [
             ("$SYS/broker/version", format!("ratatosk {}", env!("CARGO_PKG_VERSION"))),
             ("$SYS/broker/uptime", format!("{} seconds", st.started.elapsed().as_secs())),
             ("$SYS/broker/clients/connected", st.total(|c| &c.clients_connected).to_string()),
             ("$SYS/broker/sessions", st.total(|c| &c.sessions).to_string()),
             ("$SYS/broker/messages/received", st.total(|c| &c.messages_received).to_string()),
             ("$SYS/broker/messages/sent", st.total(|c| &c.messages_sent).to_string()),
+            ("$SYS/broker/messages/dropped", st.total(|c| &c.messages_dropped).to_string()),
             ("$SYS/broker/retained messages/count", st.total(|c| &c.retained).to_string()),
         ];
         for (topic, value) in values {

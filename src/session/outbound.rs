@@ -44,13 +44,14 @@ impl Session {
             return false;
         }
         if d.qos == QoS::AtMostOnce {
-            // QoS 0 is neither queued offline nor kept for a slow reader.
+            // QoS 0 is neither queued offline nor kept beyond the output buffer for a slow reader;
+            // from half a buffer on, publishers are paced so that it rarely comes to that.
             if self.connected && self.out.len() < limits.max_output_buffer {
                 self.write_publish(d.msg, QoS::AtMostOnce, d.retain, 0, false, d.sub_ids, now);
             } else {
                 self.dropped += 1;
             }
-            return false;
+            return self.is_congested(limits);
         }
         let item = QueuedMessage { msg: d.msg.clone(), qos: d.qos, retain: d.retain, sub_ids: d.sub_ids.to_vec() };
         if self.connected && self.inflight.queue.is_empty() && self.window_has_room() {
@@ -63,16 +64,19 @@ impl Session {
         self.is_congested(limits)
     }
 
-    /// Whether a connected client's queue has reached the back-pressure mark (half of
-    /// `max_queued`).
+    /// Whether a connected client has fallen behind: its queue or its unsent output has reached
+    /// the back-pressure mark (half of `max_queued` / `max_output_buffer`).
     pub fn is_congested(&self, limits: &Limits) -> bool {
-        self.connected && self.inflight.queue.len() >= (limits.max_queued / 2).max(1)
+        self.connected
+            && (self.inflight.queue.len() >= (limits.max_queued / 2).max(1)
+                || self.out.len() >= limits.max_output_buffer / 2)
     }
 
-    /// Whether a congested client has caught up (its queue is below a quarter of `max_queued`),
-    /// or is gone (an offline session just queues, up to the limit).
+    /// Whether a congested client has caught up (queue and unsent output below a quarter of their
+    /// limits), or is gone (an offline session just queues, up to the limit).
     pub fn has_caught_up(&self, limits: &Limits) -> bool {
-        !self.connected || self.inflight.queue.len() < (limits.max_queued / 4).max(1)
+        !self.connected
+            || (self.inflight.queue.len() < (limits.max_queued / 4).max(1) && self.out.len() < limits.max_output_buffer / 4)
     }
 
     fn window_has_room(&self) -> bool {
