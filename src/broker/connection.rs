@@ -3,8 +3,9 @@
 //! The accepting shard reads until a whole CONNECT is buffered (or the connect timeout passes),
 //! validates it, and hands the socket to the client's home shard when that is another one. On the
 //! home shard the connection attaches to its session and runs one loop: flush what deliveries
-//! encoded into the session's output buffer in a single write, then wait for input, a wake-up, or
-//! the keep alive deadline, and handle every complete packet that arrived.
+//! encoded into the session's output buffer in a single write, then wait for input or a wake-up
+//! (a delivery, a takeover, the shard's keep alive sweep, shutdown), and handle every complete
+//! packet that arrived.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
