@@ -106,10 +106,14 @@ pub struct ConnOpts {
     /// more connections can be opened than one source address has ephemeral ports.
     #[arg(long)]
     pub ifaddr: Option<String>,
-    /// Reconnect attempts after a lost connection (accepted; lost connections are counted instead).
+    /// Reconnect attempts per client after an established connection is lost (0 = never): the client
+    /// waits briefly (100 ms, doubling up to 1 s between failed attempts), connects again with the
+    /// same client id, re-subscribes or resumes publishing, and counts a `reconnect`. Messages due
+    /// while disconnected are not sent; messages a subscriber missed still count as lost. A lost
+    /// connection that is re-established does not by itself fail the run.
     #[arg(long, default_value_t = 0)]
     pub reconnect: u32,
-    /// Retries of a failed connect before it counts as connect_fail.
+    /// Retries (100 ms apart) of a failed initial connect before it counts as connect_fail.
     #[arg(long = "num-retry-connect", default_value_t = 0)]
     pub num_retry_connect: u32,
     /// Stop after this many seconds (default: run until done or interrupted).

@@ -50,6 +50,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Target size of one publish batch when sending as fast as possible: big enough to amortize the
 /// write call, small enough to stay in cache and not starve the connection's other tasks.
 const BATCH_BYTES: usize = 32 * 1024;
+/// First pause before a reconnect attempt (`--reconnect`); it doubles after each failed attempt.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between two reconnect attempts.
+const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(1);
 /// Connection errors printed before further ones are only counted.
 const MAX_ERRORS_SHOWN: u64 = 5;
 
@@ -75,7 +79,8 @@ pub struct Ctx {
 }
 
 /// Runs client `idx` of the plan to completion: waits for its connect slot, connects (with the
-/// planned retries), does its role until the run stops, and disconnects.
+/// planned retries), does its role until the run stops (reconnecting after a lost connection as
+/// `--reconnect` allows), and disconnects.
 pub async fn run_client(ctx: Rc<Ctx>, idx: usize) {
     let c = &ctx.plan.clients[idx];
     let stats = &ctx.stats;
@@ -143,6 +148,40 @@ async fn wait_for_stop(stats: &Stats) {
     while stats.phase() < PHASE_STOP {
         sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// After a lost connection: pauses (100 ms, doubling up to 1 s after each failed attempt) and
+/// connects again with the same client id, spending the client's remaining `--reconnect` attempts,
+/// as long as the run has not reached phase `until`. A success counts as connect_succ and reconnect.
+async fn reconnect(ctx: &Ctx, c: &ClientPlan, left: &mut u32, until: u8) -> Option<(Transport, BytesMut)> {
+    let stats = &ctx.stats;
+    let mut pause = RECONNECT_PAUSE;
+    while *left > 0 {
+        let wake = mono_ns() + pause.as_nanos() as u64;
+        loop {
+            if stats.phase() >= until {
+                return None;
+            }
+            let now = mono_ns();
+            if now >= wake {
+                break;
+            }
+            sleep(Duration::from_nanos((wake - now).min(10_000_000))).await;
+        }
+        *left -= 1;
+        match handshake(&ctx.plan, c).await {
+            Ok(r) => {
+                bump(&stats.connect_succ, 1);
+                bump(&stats.reconnect, 1);
+                return Some(r);
+            }
+            Err(e) => {
+                report_error("reconnect failed", &c.client_id, &e);
+                pause = (pause * 2).min(RECONNECT_PAUSE_MAX);
+            }
+        }
+    }
+    None
 }
 
 async fn connect_with_retries(plan: &Plan, c: &ClientPlan, stats: &Stats) -> io::Result<(Transport, BytesMut)> {
@@ -283,6 +322,8 @@ struct Conn {
     last_write_ns: Cell<u64>,
     /// Set before we send DISCONNECT: an end of stream after it is expected, not a lost connection.
     closing: Cell<bool>,
+    /// Set (and counted as conn_lost) by whichever task first sees the connection fail.
+    lost: Cell<bool>,
     /// Unacknowledged QoS 1/2 publishes allowed (`-F`).
     inflight: Semaphore,
     /// Packet identifiers in use, one bit each.
@@ -290,6 +331,35 @@ struct Conn {
 }
 
 impl Conn {
+    /// Wraps a freshly connected stream; returns the shared state and the read half.
+    fn open(ctx: &Ctx, stream: Transport) -> (Rc<Conn>, ReadHalf<Transport>) {
+        let (reader, writer) = futures_lite::io::split(stream);
+        let inflight = ctx.plan.publish.as_ref().map_or(1, |p| p.inflight);
+        let conn = Rc::new(Conn {
+            writer: RwLock::new(writer),
+            last_write_ns: Cell::new(mono_ns()),
+            closing: Cell::new(false),
+            lost: Cell::new(false),
+            inflight: Semaphore::new(u64::from(inflight)),
+            ids: RefCell::new(PacketIds::new()),
+        });
+        (conn, reader)
+    }
+
+    /// Whether the connection is over: we are closing it, or it was lost.
+    fn ended(&self) -> bool {
+        self.closing.get() || self.lost.get()
+    }
+
+    /// Marks the connection lost, unless it already ended: counts conn_lost once and reports why.
+    fn lose(&self, stats: &Stats, client: &str, what: &str, e: &dyn std::fmt::Display) {
+        if !self.ended() {
+            self.lost.set(true);
+            report_error(what, client, e);
+            bump(&stats.conn_lost, 1);
+        }
+    }
+
     async fn send(&self, bytes: &[u8]) -> io::Result<()> {
         let mut w = self.writer.write().await.map_err(|e| io::Error::other(e.to_string()))?;
         w.write_all(bytes).await?;
@@ -346,27 +416,34 @@ impl PacketIds {
     }
 }
 
+/// Does the client's role on a connected stream; after a lost connection, reconnects while
+/// `--reconnect` attempts are left and the role still has something to do. A subscriber keeps its
+/// receive state across connections, so what it missed meanwhile still counts as lost; a publisher
+/// keeps its sequence numbers and does not send what fell due while it was disconnected.
 async fn run_role(ctx: &Rc<Ctx>, c: &ClientPlan, stream: Transport, rbuf: BytesMut) {
-    let (reader, writer) = futures_lite::io::split(stream);
-    let inflight = ctx.plan.publish.as_ref().map_or(1, |p| p.inflight);
-    let conn = Rc::new(Conn {
-        writer: RwLock::new(writer),
-        last_write_ns: Cell::new(mono_ns()),
-        closing: Cell::new(false),
-        inflight: Semaphore::new(u64::from(inflight)),
-        ids: RefCell::new(PacketIds::new()),
-    });
+    let mut left = ctx.plan.reconnects;
+    let mut next = Some((stream, rbuf));
     match &c.role {
         Role::Conn => {
-            read_loop(ctx, &conn, c, reader, rbuf, None).await;
+            while let Some((stream, rbuf)) = next.take() {
+                let (conn, reader) = Conn::open(ctx, stream);
+                read_loop(ctx, &conn, c, reader, rbuf, None).await;
+                if conn.lost.get() {
+                    next = reconnect(ctx, c, &mut left, PHASE_STOP).await;
+                }
+            }
         }
         Role::Sub { filter, sources } => {
             let mut rx = Receiver::default();
-            if let Err(e) = subscribe(ctx, &conn, filter).await {
-                report_error("subscribe failed", &c.client_id, &e);
-                bump(&ctx.stats.conn_lost, 1);
-            } else {
-                read_loop(ctx, &conn, c, reader, rbuf, Some(&mut rx)).await;
+            while let Some((stream, rbuf)) = next.take() {
+                let (conn, reader) = Conn::open(ctx, stream);
+                match subscribe(ctx, &conn, filter).await {
+                    Err(e) => conn.lose(&ctx.stats, &c.client_id, "subscribe failed", &e),
+                    Ok(()) => read_loop(ctx, &conn, c, reader, rbuf, Some(&mut rx)).await,
+                }
+                if conn.lost.get() {
+                    next = reconnect(ctx, c, &mut left, PHASE_STOP).await;
+                }
             }
             if !rx.settled {
                 bump(&ctx.stats.sub_fail, 1);
@@ -376,16 +453,40 @@ async fn run_role(ctx: &Rc<Ctx>, c: &ClientPlan, stream: Transport, rbuf: BytesM
             account_subscriber(ctx, &rx.trackers, sources.as_deref());
         }
         Role::Pub { topic, id, limit, start_wait_ms } => {
-            let reader_task = glommio::spawn_local({
-                let ctx = ctx.clone();
-                let conn = conn.clone();
-                let c = c.clone();
-                async move { read_loop(&ctx, &conn, &c, reader, rbuf, None).await }
-            });
-            publish_loop(ctx, &conn, c, topic, *id, *limit, *start_wait_ms).await;
-            reader_task.await;
+            let mut st = PubState { seq: 0, done: false, start_wait_ms: *start_wait_ms };
+            let keep = ctx.plan.publish.as_ref().is_some_and(|p| p.keep_connected);
+            while let Some((stream, rbuf)) = next.take() {
+                let (conn, reader) = Conn::open(ctx, stream);
+                let reader_task = glommio::spawn_local({
+                    let ctx = ctx.clone();
+                    let conn = conn.clone();
+                    let c = c.clone();
+                    async move { read_loop(&ctx, &conn, &c, reader, rbuf, None).await }
+                });
+                publish_loop(ctx, &conn, c, topic, *id, *limit, &mut st).await;
+                reader_task.await;
+                // Publishing resumes until the run drains; a finished publisher with
+                // --keep-connected holds its connection until the run stops.
+                if conn.lost.get() && (!st.done || keep) {
+                    let until = if st.done { PHASE_STOP } else { PHASE_DRAINING };
+                    next = reconnect(ctx, c, &mut left, until).await;
+                }
+            }
+            if !st.done {
+                bump(&ctx.stats.pubs_done, 1);
+            }
         }
     }
+}
+
+/// A publisher's progress, kept across reconnects.
+struct PubState {
+    /// Messages written so far (the next sequence number).
+    seq: u64,
+    /// Publishing is over (limit reached, run draining, or failed) and pubs_done was counted.
+    done: bool,
+    /// Random wait before the first message; zero once waited.
+    start_wait_ms: u64,
 }
 
 async fn subscribe(ctx: &Ctx, conn: &Conn, filter: &ByteString) -> io::Result<()> {
@@ -466,22 +567,17 @@ async fn read_loop(
     let owns_end = !matches!(c.role, Role::Pub { .. });
     loop {
         if let Err(e) = handle_buffered(ctx, conn, &mut rbuf, &mut out, rx.as_deref_mut()) {
-            report_error("bad packet from broker", &c.client_id, &e);
-            if !conn.closing.get() {
-                bump(&stats.conn_lost, 1);
-            }
+            conn.lose(stats, &c.client_id, "bad packet from broker", &e);
             return;
         }
         if !out.is_empty() {
-            if conn.send(&out).await.is_err() {
-                if !conn.closing.get() {
-                    bump(&stats.conn_lost, 1);
-                }
+            if let Err(e) = conn.send(&out).await {
+                conn.lose(stats, &c.client_id, "connection lost", &e);
                 return;
             }
             out.clear();
         }
-        if conn.closing.get() {
+        if conn.ended() {
             return;
         }
         if owns_end && stats.phase() >= PHASE_STOP {
@@ -490,10 +586,7 @@ async fn read_loop(
         }
         match reader.read(&mut tmp).await {
             Ok(0) => {
-                if !conn.closing.get() {
-                    report_error("connection lost", &c.client_id, &"broker closed it");
-                    bump(&stats.conn_lost, 1);
-                }
+                conn.lose(stats, &c.client_id, "connection lost", &"broker closed it");
                 return;
             }
             Ok(n) => rbuf.extend_from_slice(&tmp[..n]),
@@ -504,10 +597,7 @@ async fn read_loop(
                 }
             }
             Err(e) => {
-                if !conn.closing.get() {
-                    report_error("connection lost", &c.client_id, &e);
-                    bump(&stats.conn_lost, 1);
-                }
+                conn.lose(stats, &c.client_id, "connection lost", &e);
                 return;
             }
         }
@@ -581,11 +671,14 @@ fn handle_buffered(
             }
             Packet::SubAck(a) => {
                 if let Some(rx) = rx.as_deref_mut() {
+                    let ok = a.reasons.iter().all(|r| *r < 0x80);
                     if !rx.settled {
                         rx.settled = true;
-                        let ok = a.reasons.iter().all(|r| *r < 0x80);
                         bump(if ok { &stats.sub } else { &stats.sub_fail }, 1);
                         bump(&stats.subs_settled, 1);
+                    } else if !ok {
+                        // A re-subscription after a reconnect was refused.
+                        bump(&stats.sub_fail, 1);
                     }
                 }
             }
@@ -608,7 +701,8 @@ fn handle_buffered(
 }
 
 /// Publishes until the limit, or until the run leaves the running phase; then waits (bounded) for
-/// outstanding acknowledgements and disconnects. Returns the number of messages sent.
+/// outstanding acknowledgements and disconnects. Returns early, with `st.done` still false, when
+/// the connection is lost while publishing, so the caller may reconnect and resume at `st.seq`.
 async fn publish_loop(
     ctx: &Ctx,
     conn: &Conn,
@@ -616,16 +710,20 @@ async fn publish_loop(
     topic: &ByteString,
     id: u32,
     limit: u64,
-    start_wait_ms: u64,
-) -> u64 {
+    st: &mut PubState,
+) {
     let plan = &ctx.plan;
     let stats = &ctx.stats;
     let Some(pp) = plan.publish.as_ref() else {
-        bump(&stats.pubs_done, 1);
-        return 0;
+        if !st.done {
+            st.done = true;
+            bump(&stats.pubs_done, 1);
+        }
+        return;
     };
+    let start_wait_ms = std::mem::take(&mut st.start_wait_ms);
     let wait_until = mono_ns() + start_wait_ms * 1_000_000;
-    while mono_ns() < wait_until && stats.phase() < PHASE_DRAINING {
+    while mono_ns() < wait_until && stats.phase() < PHASE_DRAINING && !conn.ended() {
         sleep(Duration::from_millis(start_wait_ms.min(100))).await;
     }
     let mut packet = Packet::Publish(Box::new(Publish {
@@ -643,11 +741,12 @@ async fn publish_loop(
     let batch_max = if interval == 0 { (BATCH_BYTES / per_msg).clamp(1, 512) as u64 } else { 512 };
     let mut wbuf = BytesMut::with_capacity(BATCH_BYTES + per_msg);
     let sent_counter = stats.sent_per_pub.get(id as usize);
-    let mut seq = 0u64;
+    let mut seq = st.seq;
+    // The schedule starts afresh on every connection: what fell due while disconnected is not sent.
     let mut next = mono_ns();
     let mut failed = false;
     'run: loop {
-        if stats.phase() >= PHASE_DRAINING || (limit > 0 && seq >= limit) {
+        if stats.phase() >= PHASE_DRAINING || (limit > 0 && seq >= limit) || conn.ended() {
             break;
         }
         let now = mono_ns();
@@ -703,13 +802,11 @@ async fn publish_loop(
         }
         if n > 0 {
             if let Err(e) = conn.send(&wbuf).await {
-                if !conn.closing.get() {
-                    report_error("publish failed", &c.client_id, &e);
-                    bump(&stats.conn_lost, 1);
-                    // The reader will see the same end of stream; it must not count it again.
-                    conn.closing.set(true);
-                }
-                failed = true;
+                // The reader will see the same end of stream; `lose` counts it only once.
+                conn.lose(stats, &c.client_id, "publish failed", &e);
+                // The batch was not (wholly) sent and is not counted: after a reconnect the same
+                // sequence numbers go out again (a part that did arrive shows up as duplicates).
+                seq -= n;
                 break;
             }
             wbuf.clear();
@@ -720,21 +817,29 @@ async fn publish_loop(
         }
         glommio::yield_if_needed().await;
     }
+    st.seq = seq;
+    if conn.lost.get() && !st.done {
+        return;
+    }
     if !failed && pp.qos != QoS::AtMostOnce {
         // Wait for the broker to acknowledge what is in flight, bounded by the drain time.
         let deadline = mono_ns() + plan.drain_ns;
-        while conn.inflight.available() < u64::from(pp.inflight) && mono_ns() < deadline && !conn.closing.get() {
+        while conn.inflight.available() < u64::from(pp.inflight) && mono_ns() < deadline && !conn.ended() {
             sleep(Duration::from_millis(1)).await;
         }
     }
-    bump(&stats.pubs_done, 1);
-    if pp.keep_connected && !failed {
-        wait_for_stop(stats).await;
+    if !st.done {
+        st.done = true;
+        bump(&stats.pubs_done, 1);
     }
-    if !conn.closing.get() {
+    if pp.keep_connected && !failed {
+        while stats.phase() < PHASE_STOP && !conn.ended() {
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+    if !conn.ended() {
         conn.disconnect(plan).await;
     }
-    seq
 }
 
 /// glommio's error as an `io::Error` (its payload is not `Sync`, so keep only the message).

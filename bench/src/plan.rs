@@ -100,6 +100,8 @@ pub struct Plan {
     pub session_expiry: u32,
     /// Retries of a failed connect.
     pub retries: u32,
+    /// Reconnect attempts per client after an established connection was lost (0 = never).
+    pub reconnects: u32,
     /// TLS and WebSocket layers over TCP.
     pub wrap: Wrap,
     /// Nanoseconds between two connects.
@@ -440,6 +442,7 @@ pub fn build(c: &ConnOpts, kind: Kind<'_>) -> Result<Plan, String> {
         password: c.password.clone().map(Bytes::from),
         session_expiry: c.session_expiry,
         retries: c.num_retry_connect,
+        reconnects: c.reconnect,
         wrap,
         connect_interval_ns,
         cores,

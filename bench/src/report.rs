@@ -100,6 +100,8 @@ pub struct Summary {
     pub connect_fail: u64,
     /// Connections lost before the end.
     pub conn_lost: u64,
+    /// Lost connections re-established (`--reconnect`).
+    pub reconnect: u64,
     /// Successful subscriptions.
     pub sub: u64,
     /// Failed subscriptions.
@@ -127,10 +129,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether the run failed: a connection failed or was lost, a subscription was refused, or
-    /// messages were lost at QoS ≥ 1.
+    /// Whether the run failed: a connection failed, or was lost and not re-established by
+    /// `--reconnect`, a subscription was refused, or messages were lost at QoS ≥ 1.
     pub fn failed(&self) -> bool {
-        self.connect_fail > 0 || self.conn_lost > 0 || self.sub_fail > 0 || (self.qos >= 1 && self.lost > 0)
+        self.connect_fail > 0
+            || self.conn_lost > self.reconnect
+            || self.sub_fail > 0
+            || (self.qos >= 1 && self.lost > 0)
     }
 
     fn rate(&self, n: u64) -> f64 {
@@ -147,8 +152,8 @@ impl Summary {
         let _ = writeln!(s, "summary: {} elapsed={:.3}s", self.kind, self.elapsed_s);
         let _ = writeln!(
             s,
-            "connections: connect_succ={} connect_fail={} conn_lost={} sub={} sub_fail={}",
-            self.connect_succ, self.connect_fail, self.conn_lost, self.sub, self.sub_fail
+            "connections: connect_succ={} connect_fail={} conn_lost={} reconnect={} sub={} sub_fail={}",
+            self.connect_succ, self.connect_fail, self.conn_lost, self.reconnect, self.sub, self.sub_fail
         );
         if self.kind != "conn" {
             let expected = self.expected.map_or_else(|| "unknown".to_string(), |e| e.to_string());
@@ -189,6 +194,7 @@ impl Summary {
             ("connect_succ", self.connect_succ),
             ("connect_fail", self.connect_fail),
             ("conn_lost", self.conn_lost),
+            ("reconnect", self.reconnect),
             ("sub", self.sub),
             ("sub_fail", self.sub_fail),
             ("sent", self.sent),
@@ -235,6 +241,16 @@ mod tests {
         assert!(s.failed());
         assert!(s.text().contains("result: FAIL"));
         assert!(s.json().contains("\"ok\":false"));
+    }
+
+    #[test]
+    fn only_lost_connections_not_reconnected_fail() {
+        let mut s = Summary { kind: "sub", conn_lost: 2, reconnect: 2, ..Summary::default() };
+        assert!(!s.failed());
+        assert!(s.text().contains("conn_lost=2 reconnect=2 "));
+        assert!(s.json().contains("\"reconnect\":2"));
+        s.conn_lost = 3;
+        assert!(s.failed());
     }
 
     #[test]

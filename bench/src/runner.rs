@@ -222,6 +222,7 @@ pub fn run(plan: Plan, opts: &RunOpts) -> Result<(Summary, hdrhistogram::Histogr
         connect_succ: get(&stats.connect_succ),
         connect_fail: get(&stats.connect_fail),
         conn_lost: get(&stats.conn_lost),
+        reconnect: get(&stats.reconnect),
         sub: get(&stats.sub),
         sub_fail: get(&stats.sub_fail),
         sent: get(&stats.publish),

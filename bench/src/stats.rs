@@ -40,6 +40,8 @@ pub struct Stats {
     pub connect_fail: AtomicU64,
     /// Connections that ended before the run told them to.
     pub conn_lost: AtomicU64,
+    /// Successful reconnects after a lost connection (`--reconnect`); each is also a connect_succ.
+    pub reconnect: AtomicU64,
     /// Successful subscriptions.
     pub sub: AtomicU64,
     /// Refused subscriptions.
@@ -91,6 +93,7 @@ impl Stats {
             connect_succ: AtomicU64::new(0),
             connect_fail: AtomicU64::new(0),
             conn_lost: AtomicU64::new(0),
+            reconnect: AtomicU64::new(0),
             sub: AtomicU64::new(0),
             sub_fail: AtomicU64::new(0),
             publish: AtomicU64::new(0),
@@ -125,12 +128,13 @@ impl Stats {
     }
 
     /// The counters printed once a second, in emqtt-bench's names.
-    pub fn counters(&self) -> [(&'static str, u64); 9] {
+    pub fn counters(&self) -> [(&'static str, u64); 10] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             ("connect_succ", g(&self.connect_succ)),
             ("connect_fail", g(&self.connect_fail)),
             ("conn_lost", g(&self.conn_lost)),
+            ("reconnect", g(&self.reconnect)),
             ("sub", g(&self.sub)),
             ("sub_fail", g(&self.sub_fail)),
             ("pub", g(&self.publish)),

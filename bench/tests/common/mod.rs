@@ -38,13 +38,7 @@ impl Broker {
     /// Starts the broker with two shards on a free loopback port and waits until it listens.
     pub fn start() -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
-        let child = Command::new(broker_binary())
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut b = Broker { child, port };
+        let mut b = Broker { child: Broker::spawn(port), port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(b.child.try_wait().unwrap().is_none(), "broker exited during start-up");
@@ -52,6 +46,55 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         b
+    }
+
+    /// Starts the broker on `port`, which a stopped broker may only just have released: a broker
+    /// that exits (cannot bind yet) is started again, for at most `limit`.
+    pub fn start_on(port: u16, limit: Duration) -> Broker {
+        let deadline = Instant::now() + limit;
+        let mut b = Broker { child: Broker::spawn(port), port };
+        loop {
+            assert!(Instant::now() < deadline, "broker did not listen on port {port} within {limit:?}");
+            if b.child.try_wait().unwrap().is_some() {
+                b.child = Broker::spawn(port);
+            }
+            // A probe that connected to itself (source port == the free port) is no broker.
+            let listening = TcpStream::connect(("127.0.0.1", port))
+                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
+            if listening {
+                // Something else may hold the port for a moment (the broker then exits at once,
+                // unable to bind): only a broker still running a little later is the one listening.
+                std::thread::sleep(Duration::from_millis(200));
+                if b.child.try_wait().unwrap().is_none() {
+                    return b;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the broker with SIGTERM and waits (at most 5 s, then SIGKILL) for it to exit.
+    pub fn terminate(&mut self) {
+        // SAFETY: signalling our own child process, which has not been waited for yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn spawn(port: u16) -> Child {
+        Command::new(broker_binary())
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 }
 
