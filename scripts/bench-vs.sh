@@ -19,6 +19,7 @@
 # space-separated lists, e.g. QOS="0 1" SIZE="16 1024").
 #
 # Environment (defaults in brackets):
+#   RATATOSK_ARGS []  extra ratatosk flags, e.g. "--config tuned.toml"
 #   SCENARIO [pairs]  ROUNDS [3]  DURATION [5]  QOS [0]  SIZE [16]  N [10]  M [5]
 #   RATE []      total target msg/s (coordinated-omission aware); empty = as fast as flow control allows
 #   INFLIGHT [64]  BROKER_CPU [0]  LOAD_CPU [1]  OUT [target/bench-vs]  MOSQUITTO [/usr/sbin/mosquitto]
@@ -93,7 +94,8 @@ trap stop_broker EXIT
 start_broker() { # name port dir [shards]
     case $1 in
     ratatosk)
-        taskset -c "$BROKER_CPU" "$RATATOSK" --listen "127.0.0.1:$2" --shards "${4:-1}" >"$3/ratatosk.log" 2>&1 &
+        # shellcheck disable=SC2086 # RATATOSK_ARGS is a list of extra flags
+        taskset -c "$BROKER_CPU" "$RATATOSK" --listen "127.0.0.1:$2" --shards "${4:-1}" ${RATATOSK_ARGS:-} >"$3/ratatosk.log" 2>&1 &
         ;;
     mosquitto)
         printf 'listener %s 127.0.0.1\nallow_anonymous true\n%s\n' "$2" "$MOSQ_EXTRA" >"$3/mosquitto.conf"

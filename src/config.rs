@@ -50,6 +50,9 @@ pub struct Config {
     pub limits: Limits,
     /// Seconds between `$SYS` updates; 0 disables `$SYS`.
     pub sys_interval: u64,
+    /// Microseconds an idle shard spins before it sleeps (default 0). Spinning trades CPU for
+    /// latency: a shard that is still awake when a packet arrives skips the wake-up.
+    pub spin_before_park_us: u64,
 }
 
 /// Limits against abuse, each with a default an operator can rely on.
@@ -87,6 +90,7 @@ impl Default for Config {
             shards: 0,
             limits: Limits::default(),
             sys_interval: 10,
+            spin_before_park_us: 0,
         }
     }
 }
@@ -134,6 +138,9 @@ impl Config {
         }
         if l.receive_maximum == 0 {
             return Err(ConfigError::Invalid { key: "limits.receive_maximum", problem: "must be at least 1 [MQTT-3.2.2.3.3]".into() });
+        }
+        if self.spin_before_park_us > 10_000 {
+            return Err(ConfigError::Invalid { key: "spin_before_park_us", problem: "must be at most 10000 (10 ms)".into() });
         }
         if l.max_keepalive == 0 {
             return Err(ConfigError::Invalid { key: "limits.max_keepalive", problem: "must be at least 1 second".into() });

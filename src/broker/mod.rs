@@ -54,7 +54,8 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
     let stats = Stats::new(shards);
     let bind_failed = Arc::new(AtomicBool::new(false));
     let bf = bind_failed.clone();
-    let shard_config = ShardConfig { shards, ..ShardConfig::default() };
+    let spin = (config.spin_before_park_us > 0).then(|| Duration::from_micros(config.spin_before_park_us));
+    let shard_config = ShardConfig { shards, spin_before_park: spin, ..ShardConfig::default() };
     for a in &addrs {
         tracing::info!(address = %a, shards, "listening for MQTT");
     }
