@@ -379,7 +379,8 @@ async fn run(live: Live, mut stream: TcpStream, mut rbuf: BytesMut) {
                     match protocol::decode(&mut rbuf, Some(v), max_packet_size) {
                         Ok(Some(p)) => match {
                             tracing::trace!(client = %client_id, packet = ?p, "received");
-                            handlers::handle(&mut ctx, p).await
+                            let work = handlers::dispatch(&mut ctx, p);
+                            handlers::finish(&mut ctx, work).await
                         } {
                             Flow::Continue => {}
                             Flow::Disconnect { will } => {

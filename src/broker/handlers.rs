@@ -46,11 +46,40 @@ pub struct Ctx {
     pub arrived_ns: u64,
 }
 
-/// Handles one packet from the client.
-pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
+/// What is left to do for a packet after [`dispatch`]: nothing, or a step that may wait.
+///
+/// Every variant is pointer-sized, so the connection's future never holds a whole `Packet` (with
+/// its inline properties) across a wait: that kept every idle connection ~1 KiB larger.
+pub enum Work {
+    /// Handled; this is what the connection does next.
+    Done(Flow),
+    /// A PUBLISH to route.
+    Publish(Box<Publish>),
+    /// A SUBSCRIBE.
+    Subscribe(Box<Subscribe>),
+    /// An UNSUBSCRIBE.
+    Unsubscribe(Box<Unsubscribe>),
+}
+
+/// Finishes what [`dispatch`] left to do.
+pub async fn finish(ctx: &mut Ctx, work: Work) -> Flow {
+    match work {
+        Work::Done(flow) => flow,
+        Work::Publish(p) => publish(ctx, p).await,
+        // Boxed: rare packets with large futures would otherwise enlarge every idle connection.
+        Work::Subscribe(sub) => Box::pin(subscribe(ctx, *sub)).await,
+        Work::Unsubscribe(u) => Box::pin(unsubscribe(ctx, *u)).await,
+    }
+}
+
+/// Handles one packet from the client: acknowledgements, PINGREQ and DISCONNECT right away; the
+/// rest is handed on to [`finish`].
+pub fn dispatch(ctx: &mut Ctx, packet: Packet) -> Work {
     let now = ctx.now;
-    match packet {
-        Packet::Publish(p) => publish(ctx, p).await,
+    Work::Done(match packet {
+        Packet::Publish(p) => return Work::Publish(p),
+        Packet::Subscribe(sub) => return Work::Subscribe(Box::new(sub)),
+        Packet::Unsubscribe(u) => return Work::Unsubscribe(Box::new(u)),
         Packet::PubAck(r) => {
             ctx.session.borrow_mut().on_puback(r.packet_id, now);
             Flow::Continue
@@ -72,9 +101,6 @@ pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
             s.send(&Packet::PubComp(PubResp { packet_id: r.packet_id, reason: code, properties: Properties::default() }));
             Flow::Continue
         }
-        // Boxed: rare packets with large futures would otherwise enlarge every idle connection.
-        Packet::Subscribe(sub) => Box::pin(subscribe(ctx, sub)).await,
-        Packet::Unsubscribe(u) => Box::pin(unsubscribe(ctx, u)).await,
         Packet::PingReq => {
             ctx.session.borrow_mut().send(&Packet::PingResp);
             Flow::Continue
@@ -88,7 +114,7 @@ pub async fn handle(ctx: &mut Ctx, packet: Packet) -> Flow {
         | Packet::SubAck(_)
         | Packet::UnsubAck(_)
         | Packet::PingResp => Flow::Close(reason::PROTOCOL_ERROR, "packet not allowed from a client here"),
-    }
+    })
 }
 
 async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
@@ -129,8 +155,10 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
     let (qos, pid) = (p.qos, p.packet_id);
     let msg = Message::from_publish(tenant, client_id, topic, p, ctx.now, ctx.arrived_ns);
     ctx.shard.publish(Arc::new(msg)).await;
-    let own = ctx.session.borrow().uid;
-    ctx.shard.relieve_congestion(Some(own)).await;
+    if !ctx.shard.congested.borrow().is_empty() {
+        let own = ctx.session.borrow().uid;
+        Box::pin(ctx.shard.relieve_congestion(Some(own))).await;
+    }
     let mut s = ctx.session.borrow_mut();
     if s.generation != ctx.gen {
         return Flow::Continue;
