@@ -94,7 +94,7 @@ pub fn dispatch(ctx: &mut Ctx, packet: Packet) -> Work {
         }
         Packet::PubRel(r) => {
             let mut s = ctx.session.borrow_mut();
-            // [MQTT-4.3.3-?] release the packet id; answer even an unknown one so the client can
+            // (section 4.3.3) release the packet id; answer even an unknown one so the client can
             // finish its flow.
             let known = s.incoming_qos2.remove(&r.packet_id);
             let code = if known || !s.conn.version.is_v5() { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
@@ -107,7 +107,7 @@ pub fn dispatch(ctx: &mut Ctx, packet: Packet) -> Work {
         }
         Packet::Disconnect(d) => disconnect(ctx, d.reason, &d.properties),
         // No enhanced authentication method was agreed in CONNECT, so AUTH is a protocol error
-        // [MQTT-3.15.0-?]; server-to-client packets from a client are protocol errors too.
+        // (5.0 section 4.12); server-to-client packets from a client are protocol errors too.
         Packet::Auth(_)
         | Packet::Connect(_)
         | Packet::ConnAck(_)
@@ -121,7 +121,7 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
     let limits = &ctx.shard.config.limits;
     let (tenant, client_id, topic) = {
         let mut s = ctx.session.borrow_mut();
-        // Topic aliases [MQTT-3.3.2-?]: 0 or above our maximum is invalid; an empty topic needs a
+        // Topic aliases (5.0 section 3.3.2.3.4): 0 or above our maximum is invalid; an empty topic needs a
         // known alias.
         let topic = match p.properties.topic_alias.take() {
             Some(a) if a == 0 || a > limits.topic_alias_maximum => {
@@ -213,7 +213,7 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
         }
         reasons.push(options.qos as u8);
         // [MQTT-3.3.1-9..11] retain handling: 0 always, 1 only for a new subscription, 2 never;
-        // shared subscriptions get no retained messages [MQTT-4.8.2-?].
+        // shared subscriptions get no retained messages (5.0 section 4.8.2).
         let wants_retained = match options.retain_handling {
             0 => true,
             1 => !existed,

@@ -730,7 +730,7 @@ pub fn encode_publish(
     Ok(total)
 }
 
-/// The message properties a broker forwards in PUBLISH [MQTT-3.3.2-?]: payload format, content
+/// The message properties a broker forwards in PUBLISH (5.0 section 3.3.2.3): payload format, content
 /// type, response topic, correlation data and user properties. Expiry, alias and subscription
 /// identifiers are per delivery and written by `encode_publish` itself.
 fn visit_publish_base<S: PropertySink>(p: &Properties, s: &mut S) {

@@ -29,7 +29,7 @@ pub struct Subscription {
     pub id: Option<u32>,
 }
 
-/// Session expiry meaning "never" [MQTT-3.1.2-?] (0xFFFFFFFF in v5; 3.x persistent sessions).
+/// Session expiry meaning "never" (5.0 section 3.1.2.11.2) (0xFFFFFFFF in v5; 3.x persistent sessions).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
 
 /// What the current network connection negotiated; reset on every CONNECT.

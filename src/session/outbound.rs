@@ -137,7 +137,7 @@ impl Session {
     /// PUBREC from the client: answer PUBREL, or end the flow on an error reason code.
     pub fn on_pubrec(&mut self, pid: u16, reason: u8, now: Instant) -> bool {
         let Some(i) = self.inflight.position(pid) else {
-            // [MQTT-4.3.3-?] answer an unknown id with PUBREL "packet identifier not found" so the
+            // (section 4.3.3) answer an unknown id with PUBREL "packet identifier not found" so the
             // client can finish its side.
             let reason = if self.conn.version.is_v5() { crate::protocol::reason::PACKET_IDENTIFIER_NOT_FOUND } else { 0 };
             self.send(&Packet::PubRel(PubResp { packet_id: pid, reason, ..Default::default() }));
