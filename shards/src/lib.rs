@@ -7,8 +7,10 @@
 
 mod addressing;
 mod memlock;
+mod mesh;
 mod runtime;
 
 pub use addressing::{home_shard, shard_of};
 pub use memlock::raise_memlock_limit;
-pub use runtime::{allowed_cpus, run_shards, Mesh, RuntimeError, ShardConfig, ShardContext};
+pub use mesh::Mesh;
+pub use runtime::{allowed_cpus, run_shards, RuntimeError, ShardConfig, ShardContext};

@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders, Full};
+use std::sync::Mutex;
+
+use crate::mesh::{full_mesh, Mesh, MeshEnds};
 use glommio::{LocalExecutorBuilder, Placement};
 
 /// Below this soft memlock limit glommio refuses to start its rings.
@@ -55,14 +57,6 @@ impl Default for ShardConfig {
     }
 }
 
-/// The mesh ends one shard holds: a sender to and a receiver from every other shard.
-pub struct Mesh<T: Send + 'static> {
-    /// Senders to every peer (the own index is a placeholder).
-    pub senders: Senders<T>,
-    /// Receivers from every peer.
-    pub receivers: Receivers<T>,
-}
-
 /// What a shard's future is given.
 pub struct ShardContext<T: Send + 'static> {
     /// This shard's index, `0..shards`.
@@ -99,7 +93,10 @@ where
     tracing::debug!(memlock, "memlock limit");
     let n = config.shards.max(1);
     let cpus = allowed_cpus();
-    let mesh: Option<MeshBuilder<T, Full>> = (n > 1).then(|| MeshBuilder::full(n, config.mesh_capacity));
+    // Each shard takes its own ends out of this slot list once, on its own thread.
+    let ends: Vec<Mutex<Option<MeshEnds<T>>>> =
+        if n > 1 { full_mesh(n, config.mesh_capacity).into_iter().map(|e| Mutex::new(Some(e))).collect() } else { Vec::new() };
+    let ends = std::sync::Arc::new(ends);
     let mut handles = Vec::with_capacity(n);
     for id in 0..n {
         let placement = match (config.pin, cpus.is_empty()) {
@@ -114,17 +111,12 @@ where
             builder = builder.spin_before_park(spin);
         }
         let make = make.clone();
-        let mesh = mesh.clone();
+        let ends = ends.clone();
         let handle = builder
             .spawn(move || async move {
-                let mesh = match mesh {
-                    Some(m) => match join_mesh(m).await {
-                        Ok((senders, receivers)) => Some(Mesh { senders, receivers }),
-                        Err(e) => {
-                            tracing::error!(shard = id, error = %e, "could not join the shard mesh");
-                            return;
-                        }
-                    },
+                let mine = ends.get(id).and_then(|slot| slot.lock().ok().and_then(|mut e| e.take()));
+                let mesh = match mine {
+                    Some(e) => Some(e.connect().await),
                     None => None,
                 };
                 make(ShardContext { id, shards: n, mesh }).await
@@ -139,24 +131,6 @@ where
         }
     }
     result
-}
-
-/// Joins the mesh while a ticker keeps this reactor waking up.
-///
-/// glommio's mesh join waits for every peer executor to connect its channel ends; when several
-/// executors (or several processes) start at the same moment, the wake-up that tells a parked
-/// reactor its peer has connected can be missed, and the shard sleeps forever (seen: 1 start in 3
-/// with four brokers started in parallel). A reactor that wakes re-checks its shared channels, so
-/// a short periodic timer during the join turns a lost wake-up into a few milliseconds of delay.
-async fn join_mesh<T: Send + 'static>(m: MeshBuilder<T, Full>) -> Result<(Senders<T>, Receivers<T>), glommio::GlommioError<()>> {
-    let ticker = glommio::spawn_local(async {
-        loop {
-            glommio::timer::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    let joined = m.join().await;
-    drop(ticker);
-    joined
 }
 
 fn raise_memlock_limit_checked() -> Result<u64, RuntimeError> {

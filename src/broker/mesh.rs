@@ -3,14 +3,14 @@
 
 use std::rc::Rc;
 
-use glommio::channels::channel_mesh::Receivers;
+use glommio::channels::shared_channel::ConnectedReceiver;
 
 use super::connection;
 use super::shard::{Shard, ShardMsg};
 
 /// Spawns a receive task for every peer.
-pub fn spawn_receivers(shard: &Rc<Shard>, receivers: &mut Receivers<ShardMsg>) {
-    for (peer, rx) in receivers.streams() {
+pub fn spawn_receivers(shard: &Rc<Shard>, receivers: Vec<(usize, ConnectedReceiver<ShardMsg>)>) {
+    for (peer, rx) in receivers {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {

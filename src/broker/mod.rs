@@ -73,14 +73,10 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
 }
 
 async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats: Stats, stop: Arc<AtomicBool>, bind_failed: Arc<AtomicBool>) {
-    let (senders, receivers) = match ctx.mesh.take() {
-        Some(m) => (Some(m.senders), Some(m.receivers)),
-        None => (None, None),
-    };
-    let shard = Rc::new(Shard::new(ctx.id, ctx.shards, config.clone(), senders, stats));
-    if let Some(mut receivers) = receivers {
-        mesh::spawn_receivers(&shard, &mut receivers);
-    }
+    let mut mesh = ctx.mesh.take();
+    let receivers = mesh.as_mut().map(|m| m.take_receivers()).unwrap_or_default();
+    let shard = Rc::new(Shard::new(ctx.id, ctx.shards, config.clone(), mesh, stats));
+    mesh::spawn_receivers(&shard, receivers);
     for addr in &config.listen {
         let listener = match Listener::bind(*addr) {
             Ok(l) => l,

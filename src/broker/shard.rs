@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use glommio::channels::channel_mesh::Senders;
+use ratatosk_shards::Mesh;
 
 use ratatosk_io::DetachedStream;
 
@@ -161,7 +161,7 @@ pub struct Shard {
     /// Configuration.
     pub config: Arc<Config>,
     /// Senders to other shards (`None` with a single shard).
-    pub senders: Option<Senders<ShardMsg>>,
+    pub senders: Option<Mesh<ShardMsg>>,
     /// Sessions at home here.
     pub sessions: RefCell<HashMap<SessionKey, SessionRef>>,
     /// Per tenant: filter → local subscribers and remote shards.
@@ -183,7 +183,7 @@ pub struct Shard {
 
 impl Shard {
     /// A shard with no sessions.
-    pub fn new(id: usize, n: usize, config: Arc<Config>, senders: Option<Senders<ShardMsg>>, stats: Stats) -> Shard {
+    pub fn new(id: usize, n: usize, config: Arc<Config>, senders: Option<Mesh<ShardMsg>>, stats: Stats) -> Shard {
         Shard {
             id,
             n,

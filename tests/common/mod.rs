@@ -61,7 +61,7 @@ impl Broker {
     }
 
     fn start_with(config: Option<&str>) -> Broker {
-        Broker::start_once(config, Duration::from_secs(5)).unwrap_or_else(|e| panic!("broker did not start:\n{e}"))
+        Broker::start_once(config, Duration::from_secs(15)).unwrap_or_else(|e| panic!("broker did not start:\n{e}"))
     }
 
     /// Starts one broker on a fresh port and waits up to `ready_within` for it to accept TCP; on
@@ -197,7 +197,7 @@ impl Drop for Broker {
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut exited = false;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
