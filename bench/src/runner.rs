@@ -107,7 +107,7 @@ pub fn run(plan: Plan, opts: &RunOpts) -> Result<(Summary, hdrhistogram::Histogr
     std::thread::Builder::new()
         .name("bench-shards".into())
         .spawn(move || {
-            let config = ShardConfig { shards: cores, mesh_capacity: 1, ..ShardConfig::default() };
+            let config = ShardConfig { shards: cores, mesh_capacity: 0, ..ShardConfig::default() };
             let result = run_shards::<(), _, _>(config, move |ctx: ShardContext<()>| {
                 let plan = thread_plan.clone();
                 let stats = thread_stats.clone();

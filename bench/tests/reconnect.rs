@@ -23,7 +23,7 @@ fn subscribers_reconnect_and_resubscribe_after_a_broker_restart() {
     // Five attempts (100 ms apart, doubling to 1 s) span 2.5 s: ample for the restart, which can
     // take a few hundred ms while the old broker's port is still held.
     let mut sub = Running::spawn(&sub_args(&port, "5", "5"));
-    sub.wait_for("sub total=2", Duration::from_secs(5));
+    sub.wait_for("sub total=2", Duration::from_secs(15));
     broker.terminate();
     let _broker = Broker::start_on(broker.port, Duration::from_secs(3));
     // Both clients reconnect (and re-subscribe) on their own.
@@ -51,7 +51,7 @@ fn without_reconnect_lost_connections_fail_the_run() {
     let mut broker = Broker::start();
     let port = broker.port.to_string();
     let mut sub = Running::spawn(&sub_args(&port, "0", "3"));
-    sub.wait_for("sub total=2", Duration::from_secs(5));
+    sub.wait_for("sub total=2", Duration::from_secs(15));
     broker.terminate();
     let _broker = Broker::start_on(broker.port, Duration::from_secs(3));
     let (status, out) = sub.finish();

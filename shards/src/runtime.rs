@@ -35,7 +35,8 @@ pub enum RuntimeError {
 pub struct ShardConfig {
     /// Number of shards (executors).
     pub shards: usize,
-    /// Capacity of each mesh channel; ≥ 1024 keeps cross-shard throughput high.
+    /// Capacity of each mesh channel; ≥ 1024 keeps cross-shard throughput high. 0 builds no mesh
+    /// (shards that never talk to each other, such as the load tool's clients).
     pub mesh_capacity: usize,
     /// Pin each shard to one CPU of the process's affinity mask.
     pub pin: bool,
@@ -95,7 +96,7 @@ where
     let cpus = allowed_cpus();
     // Each shard takes its own ends out of this slot list once, on its own thread.
     let ends: Vec<Mutex<Option<MeshEnds<T>>>> =
-        if n > 1 { full_mesh(n, config.mesh_capacity).into_iter().map(|e| Mutex::new(Some(e))).collect() } else { Vec::new() };
+        if n > 1 && config.mesh_capacity > 0 { full_mesh(n, config.mesh_capacity).into_iter().map(|e| Mutex::new(Some(e))).collect() } else { Vec::new() };
     let ends = std::sync::Arc::new(ends);
     let mut handles = Vec::with_capacity(n);
     for id in 0..n {
