@@ -93,16 +93,14 @@ impl Shard {
         }
         let key = (q.tenant.clone(), q.client_id.clone());
         let Some(session) = self.sessions.borrow().get(&key).cloned() else { return };
-        let mut s = session.borrow_mut();
-        if s.uid != q.uid {
+        if session.borrow().uid != q.uid {
             return;
         }
         let ids: Vec<u32> = q.sub_id.into_iter().collect();
         let now = Instant::now();
         for m in msgs {
             // Retained replays are bounded by what is stored; no back-pressure needed.
-            let _ = s.deliver(Delivery { msg: m, qos: q.options.qos.min(m.qos), retain: true, sub_ids: &ids }, &self.config.limits, now);
+            let _ = self.deliver_counted(&session, Delivery { msg: m, qos: q.options.qos.min(m.qos), retain: true, sub_ids: &ids }, now);
         }
-        ShardCounters::add(&self.counters().messages_sent, msgs.len() as u64);
     }
 }

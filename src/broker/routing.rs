@@ -134,23 +134,28 @@ impl Shard {
         // Expiry is judged against the publish time: a mesh hop takes microseconds, and queued
         // messages are checked again with the real clock when they leave the queue.
         let now = msg.published_at;
-        let limits = &self.config.limits;
-        let c = self.counters();
         for m in matches {
             let qos = m.qos.min(msg.qos);
             // [MQTT-3.3.1-12/13]: retain flag only with retain-as-published.
             let retain = m.retain_as_published && msg.retain;
-            let mut s = m.session.borrow_mut();
-            let dropped_before = s.dropped;
-            let congested = s.deliver(Delivery { msg, qos, retain, sub_ids: &m.ids }, limits, now);
-            let dropped = s.dropped - dropped_before;
-            drop(s);
-            ShardCounters::add(&c.messages_dropped, dropped);
-            if congested {
+            if self.deliver_counted(&m.session, Delivery { msg, qos, retain, sub_ids: &m.ids }, now) {
                 self.note_congested(&m.session);
             }
-            ShardCounters::add(&c.messages_sent, 1 - dropped.min(1));
         }
+    }
+
+    /// Hands a message to a session of this shard and counts it as sent or dropped; returns true
+    /// when the client has fallen behind (see [`Shard::relieve_congestion`]).
+    pub fn deliver_counted(&self, session: &SessionRef, d: Delivery<'_>, now: Instant) -> bool {
+        let mut s = session.borrow_mut();
+        let dropped_before = s.dropped;
+        let congested = s.deliver(d, &self.config.limits, now);
+        let dropped = s.dropped - dropped_before;
+        drop(s);
+        let c = self.counters();
+        ShardCounters::add(&c.messages_dropped, dropped);
+        ShardCounters::add(&c.messages_sent, 1 - dropped.min(1));
+        congested
     }
 
     /// Delivers to one local member of a shared group (the origin shard picked this shard).
@@ -164,17 +169,10 @@ impl Shard {
                 None => return,
             }
         };
-        let mut s = m.session.borrow_mut();
-        let congested = s.deliver(
-            Delivery { msg, qos: m.qos.min(msg.qos), retain: m.retain_as_published && msg.retain, sub_ids: &m.ids },
-            &self.config.limits,
-            Instant::now(),
-        );
-        drop(s);
-        if congested {
+        let d = Delivery { msg, qos: m.qos.min(msg.qos), retain: m.retain_as_published && msg.retain, sub_ids: &m.ids };
+        if self.deliver_counted(&m.session, d, Instant::now()) {
             self.note_congested(&m.session);
         }
-        ShardCounters::add(&self.counters().messages_sent, 1);
     }
 
     /// Remembers a connected client that fell behind; the task that caused it waits in
