@@ -46,6 +46,9 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Number of shards (executors); 0 means one per CPU the process may use.
     pub shards: usize,
+    /// Allow more shards than CPUs (default false): they then share cores, which only helps to
+    /// test. Even so at most `MAX_OVERSUBSCRIBED_SHARDS` (or the CPU count, if larger).
+    pub oversubscribe: bool,
     /// Per-session and per-connection limits.
     pub limits: Limits,
     /// Seconds between `$SYS` updates; 0 disables `$SYS`.
@@ -70,14 +73,42 @@ pub struct Limits {
     pub max_inflight: u16,
     /// Incoming QoS 2 messages a client may leave unreleased: our v5 receive maximum (default 64).
     pub receive_maximum: u16,
+    /// Hard cap on unreleased incoming QoS 2 messages of a v5 client (default 4096). Widely used
+    /// clients ignore the receive maximum, so going past it is counted but tolerated up to this;
+    /// beyond it the client is disconnected with 0x93. 3.x clients have no receive maximum and
+    /// are bounded only by the packet identifier space.
+    pub max_unreleased_qos2: u16,
     /// Messages queued per session while offline or while the in-flight window is full (default
     /// 1000). From half full, publishers to a connected subscriber are paced; when full, the newest
     /// message is dropped.
     pub max_queued: usize,
+    /// Bytes queued per session (default 16 MiB), counting payload, topic and a fixed overhead
+    /// per message; past it the newest message is dropped and counted.
+    pub max_queued_bytes: usize,
+    /// Bytes queued by all sessions of the broker together (default 1 GiB), split evenly across
+    /// the shards; past a shard's share the newest message is dropped and counted.
+    pub max_queued_bytes_total: usize,
+    /// Longest a publisher is held back, in milliseconds, for subscribers that fell behind
+    /// (default 500): its connection reads no more input until they caught up or this passed.
+    /// A subscriber still behind after this long no longer holds anyone and pays alone (QoS 0
+    /// dropped, QoS 1/2 queued up to `max_queued`) until it has caught up.
+    pub max_pace_ms: u64,
     /// Subscriptions per session (default 100).
     pub max_subscriptions: usize,
     /// Topic aliases a v5 client may use towards us (default 64).
     pub topic_alias_maximum: u16,
+    /// Network connections with an accepted CONNECT, in the whole broker (default 100000); more
+    /// are refused with CONNACK 0x97 (v5) / 0x03 (3.x).
+    pub max_connections: usize,
+    /// Sessions, connected or not, in the whole broker (default 100000); a CONNECT that would
+    /// create one more is refused like one over `max_connections`.
+    pub max_sessions: usize,
+    /// Levels a topic name or filter may have (default 128, as EMQX): each filter level costs
+    /// a node of the subscription index, so this bounds what one SUBSCRIBE can make the broker
+    /// hold. Longer filters get SUBACK 0x8F; longer PUBLISH topics 0x90 (v5) and are dropped.
+    pub max_topic_levels: usize,
+    /// Bytes a topic name or filter may have (default 4096; the protocol allows 65,535).
+    pub max_topic_length: usize,
     /// Bytes of unsent output buffered per connection before QoS 0 messages to it are dropped
     /// (default 4 MiB): a slow reader must not grow the broker's memory without bound.
     pub max_output_buffer: usize,
@@ -88,6 +119,7 @@ impl Default for Config {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
             shards: 0,
+            oversubscribe: false,
             limits: Limits::default(),
             sys_interval: 10,
             spin_before_park_us: 0,
@@ -103,11 +135,55 @@ impl Default for Limits {
             max_packet_size: 1024 * 1024,
             max_inflight: 64,
             receive_maximum: 64,
+            max_unreleased_qos2: 4096,
             max_queued: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            max_queued_bytes_total: 1024 * 1024 * 1024,
+            max_pace_ms: 500,
             max_subscriptions: 100,
             topic_alias_maximum: 64,
             max_output_buffer: 4 * 1024 * 1024,
+            max_connections: 100_000,
+            max_sessions: 100_000,
+            max_topic_levels: 128,
+            max_topic_length: 4096,
         }
+    }
+}
+
+/// Most shards one process runs when oversubscribing: start-up and shutdown stay within a few
+/// seconds on a small host (about 5 s for 256 shards on 2 cores).
+pub const MAX_OVERSUBSCRIBED_SHARDS: usize = 256;
+
+/// Most shards one process runs at all (each shard's mesh ends grow with the shard count).
+pub const MAX_SHARDS: usize = 1024;
+
+impl Config {
+    /// The number of shards to run on a host whose process may use `cpus` CPUs: `shards`, or one
+    /// per CPU when 0; refused (naming the key and what to do) when the host cannot serve it.
+    pub fn shard_count(&self, cpus: usize) -> Result<usize, ConfigError> {
+        let cpus = cpus.clamp(1, MAX_SHARDS);
+        let n = if self.shards == 0 { cpus } else { self.shards };
+        if n > cpus && !self.oversubscribe {
+            return Err(ConfigError::Invalid {
+                key: "shards",
+                problem: format!("{n} shards but this process may use only {cpus} CPUs; run at most {cpus}, or pass --oversubscribe to share cores"),
+            });
+        }
+        let max = cpus.max(MAX_OVERSUBSCRIBED_SHARDS).min(MAX_SHARDS);
+        if n > max {
+            return Err(ConfigError::Invalid { key: "shards", problem: format!("{n} shards is more than the {max} one process runs on this host") });
+        }
+        Ok(n)
+    }
+}
+
+impl Limits {
+    /// Whether a topic name or filter is within `max_topic_length` and `max_topic_levels`; a
+    /// shared subscription's `$share/{group}/` prefix is not counted.
+    pub fn topic_fits(&self, topic: &str) -> bool {
+        let topic = crate::protocol::topic::split_shared(topic).map_or(topic, |(_, f)| f);
+        topic.len() <= self.max_topic_length && crate::protocol::topic::levels(topic) <= self.max_topic_levels
     }
 }
 
@@ -139,6 +215,22 @@ impl Config {
         if l.receive_maximum == 0 {
             return Err(ConfigError::Invalid { key: "limits.receive_maximum", problem: "must be at least 1 [MQTT-3.2.2.3.3]".into() });
         }
+        if l.max_unreleased_qos2 < l.receive_maximum {
+            return Err(ConfigError::Invalid { key: "limits.max_unreleased_qos2", problem: "must be at least limits.receive_maximum".into() });
+        }
+        if l.max_pace_ms > 10_000 {
+            return Err(ConfigError::Invalid { key: "limits.max_pace_ms", problem: "must be at most 10000 (10 s); 0 turns pacing off".into() });
+        }
+        if l.max_queued_bytes == 0 || l.max_queued_bytes_total == 0 {
+            let key = if l.max_queued_bytes == 0 { "limits.max_queued_bytes" } else { "limits.max_queued_bytes_total" };
+            return Err(ConfigError::Invalid { key, problem: "must be at least 1 byte".into() });
+        }
+        if l.max_topic_levels == 0 {
+            return Err(ConfigError::Invalid { key: "limits.max_topic_levels", problem: "must be at least 1".into() });
+        }
+        if !(1..=65_535).contains(&l.max_topic_length) {
+            return Err(ConfigError::Invalid { key: "limits.max_topic_length", problem: "must be between 1 and 65535 bytes".into() });
+        }
         if self.spin_before_park_us > 10_000 {
             return Err(ConfigError::Invalid { key: "spin_before_park_us", problem: "must be at most 10000 (10 ms)".into() });
         }
@@ -166,6 +258,25 @@ mod tests {
         let sample: Config = toml::from_str(text).unwrap();
         sample.validate().unwrap();
         assert_eq!(format!("{sample:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn shard_count_is_bounded_by_the_cpus_unless_oversubscribing() {
+        let mut c = Config::default();
+        assert_eq!(c.shard_count(4).unwrap(), 4, "0 means one per CPU");
+        c.shards = 3;
+        assert_eq!(c.shard_count(4).unwrap(), 3);
+        c.shards = 5;
+        let err = c.shard_count(4).unwrap_err().to_string();
+        assert!(err.contains("shards") && err.contains("--oversubscribe"), "{err}");
+        c.oversubscribe = true;
+        assert_eq!(c.shard_count(4).unwrap(), 5);
+        c.shards = MAX_OVERSUBSCRIBED_SHARDS + 1;
+        assert!(c.shard_count(4).is_err());
+        c.shards = MAX_SHARDS + 1;
+        assert!(c.shard_count(4096).is_err());
+        c.shards = 0;
+        assert_eq!(c.shard_count(4096).unwrap(), MAX_SHARDS);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
@@ -23,6 +22,9 @@ struct Cli {
     /// Number of shards (one executor per core). Default: every CPU the process may use.
     #[arg(long)]
     shards: Option<usize>,
+    /// Allow more shards than CPUs (they then share cores; for testing).
+    #[arg(long)]
+    oversubscribe: bool,
     /// TOML configuration file; flags given on the command line override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -52,11 +54,16 @@ fn main() -> ExitCode {
     if let Some(n) = cli.shards {
         config.shards = n;
     }
-    if let Err(e) = config.validate() {
-        eprintln!("ratatosk: {e}");
-        return ExitCode::from(2);
+    config.oversubscribe |= cli.oversubscribe;
+    let shards = config.validate().and_then(|()| config.shard_count(ratatosk_shards::allowed_cpus().len()));
+    match shards {
+        Ok(n) => config.shards = n,
+        Err(e) => {
+            eprintln!("ratatosk: {e}");
+            return ExitCode::from(2);
+        }
     }
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(ratatosk_shards::Latch::default());
     if let Err(e) = watch_signals(stop.clone()) {
         eprintln!("ratatosk: cannot install signal handling: {e}");
         return ExitCode::FAILURE;
@@ -74,8 +81,8 @@ fn main() -> ExitCode {
 }
 
 /// Blocks SIGINT and SIGTERM in every thread (the shards inherit the mask) and waits for them on a
-/// dedicated thread, which sets `stop`: shards poll it and close their clients cleanly.
-fn watch_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+/// dedicated thread, which signals `stop`: every shard wakes and closes its clients cleanly.
+fn watch_signals(stop: Arc<ratatosk_shards::Latch>) -> std::io::Result<()> {
     // SAFETY: plain libc signal-set manipulation on a zeroed set we own.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
@@ -91,7 +98,7 @@ fn watch_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
         // SAFETY: waits on the set built above.
         if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
             tracing::info!(signal = sig, "shutting down");
-            stop.store(true, Ordering::Relaxed);
+            stop.open();
             return;
         }
     })?;

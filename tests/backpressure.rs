@@ -44,6 +44,9 @@ async fn slow_qos1_subscriber_paces_the_publisher_instead_of_dropping_messages_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_qos1_subscriber_paces_the_publisher_instead_of_dropping_messages_across_shards() {
-    let b = Broker::with_config("[limits]\nmax_queued = 20\nmax_inflight = 4\n");
+    // Across shards the hold reaches the publisher one mesh round trip after the subscriber fell
+    // behind (the shard that delivers never waits for a subscriber), so the queue needs room for
+    // what is on its way then: its upper half, 50 messages here.
+    let b = Broker::with_config("[limits]\nmax_queued = 100\nmax_inflight = 4\n");
     slow_subscriber_gets_everything(b.port, 1, 0).await;
 }

@@ -6,11 +6,13 @@
 //! per-shard future until it returns.
 
 mod addressing;
+mod latch;
 mod memlock;
 mod mesh;
 mod runtime;
 
 pub use addressing::{home_shard, shard_of};
+pub use latch::{Latch, Opened};
 pub use memlock::raise_memlock_limit;
-pub use mesh::Mesh;
+pub use mesh::{Lane, LaneCapacity, Mesh, PeerReceivers};
 pub use runtime::{allowed_cpus, run_shards, RuntimeError, ShardConfig, ShardContext};

@@ -3,13 +3,21 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::mesh::{full_mesh, Mesh, MeshEnds};
+use crate::mesh::{full_mesh, LaneCapacity, Mesh, MeshEnds};
 use glommio::{LocalExecutorBuilder, Placement};
 
 /// Below this soft memlock limit glommio refuses to start its rings.
 const MIN_MEMLOCK: u64 = 512 * 1024;
+
+/// Registered I/O memory per shard: glommio's minimum.
+const IO_MEMORY: usize = 64 * 1024;
+
+/// Locked memory charged per shard for a process without CAP_IPC_LOCK: the registered I/O
+/// memory, and as much again for the rings (which older kernels charge to the same limit).
+const LOCKED_PER_SHARD: u64 = 2 * IO_MEMORY as u64;
 
 /// Why the shards could not start or ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +25,16 @@ pub enum RuntimeError {
     /// The locked-memory limit is too low for io_uring.
     #[error("locked-memory limit is {0} bytes, below the 512 KiB io_uring needs; raise it with `ulimit -l` (e.g. `ulimit -l unlimited`) and start again")]
     Memlock(u64),
+    /// The locked-memory limit is too low for this many shards.
+    #[error("{shards} shards need about {need} KiB of locked memory, but the limit is {have} KiB; raise it with `ulimit -l` or run fewer shards (--shards)")]
+    MemlockForShards {
+        /// Shards asked for.
+        shards: usize,
+        /// KiB they need.
+        need: u64,
+        /// KiB allowed.
+        have: u64,
+    },
     /// An executor could not be created.
     #[error("could not start shard {shard}: {source}")]
     Spawn {
@@ -35,7 +53,8 @@ pub enum RuntimeError {
 pub struct ShardConfig {
     /// Number of shards (executors).
     pub shards: usize,
-    /// Capacity of each mesh channel; ≥ 1024 keeps cross-shard throughput high. 0 builds no mesh
+    /// Largest capacity of each data channel of the mesh; ≥ 1024 keeps cross-shard throughput
+    /// high, and it shrinks with many shards (see [`LaneCapacity::for_shards`]). 0 builds no mesh
     /// (shards that never talk to each other, such as the load tool's clients).
     pub mesh_capacity: usize,
     /// Pin each shard to one CPU of the process's affinity mask.
@@ -82,7 +101,7 @@ pub fn allowed_cpus() -> Vec<usize> {
 /// Starts `config.shards` executors, runs `make(ctx)`'s future on each, and waits for all of them.
 ///
 /// Each executor is pinned to one CPU of the affinity mask (round robin when there are more shards
-/// than CPUs), uses about 1 MiB of io_uring memory so many shards start under a small memlock limit,
+/// than CPUs), uses 64 KiB of registered io_uring memory so many shards start under a small memlock limit,
 /// and joins a full mesh of bounded channels.
 pub fn run_shards<T, G, F>(config: ShardConfig, make: G) -> Result<(), RuntimeError>
 where
@@ -93,11 +112,24 @@ where
     let memlock = raise_memlock_limit_checked()?;
     tracing::debug!(memlock, "memlock limit");
     let n = config.shards.max(1);
+    // root is not charged for locked memory (CAP_IPC_LOCK); anyone else is, per shard.
+    // SAFETY: geteuid has no preconditions.
+    let charged = unsafe { libc::geteuid() } != 0;
+    let need = MIN_MEMLOCK.max(n as u64 * LOCKED_PER_SHARD);
+    if charged && memlock < need {
+        return Err(RuntimeError::MemlockForShards { shards: n, need: need / 1024, have: memlock / 1024 });
+    }
     let cpus = allowed_cpus();
     // Each shard takes its own ends out of this slot list once, on its own thread.
     let ends: Vec<Mutex<Option<MeshEnds<T>>>> =
-        if n > 1 && config.mesh_capacity > 0 { full_mesh(n, config.mesh_capacity).into_iter().map(|e| Mutex::new(Some(e))).collect() } else { Vec::new() };
+        if n > 1 && config.mesh_capacity > 0 {
+            full_mesh(n, LaneCapacity::for_shards(n, config.mesh_capacity)).into_iter().map(|e| Mutex::new(Some(e))).collect()
+        } else {
+            Vec::new()
+        };
     let ends = std::sync::Arc::new(ends);
+    let connected = std::sync::Arc::new(AtomicUsize::new(0));
+    let all_connected = std::sync::Arc::new(crate::Latch::default());
     let mut handles = Vec::with_capacity(n);
     for id in 0..n {
         let placement = match (config.pin, cpus.is_empty()) {
@@ -106,13 +138,18 @@ where
         };
         let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
-            .io_memory(1 << 20)
+            // glommio's registered I/O memory serves only its own DMA file I/O, which the broker
+            // does not use (sockets read into heap buffers): its minimum keeps each idle shard
+            // small and the memlock charge per shard low.
+            .io_memory(IO_MEMORY)
             .preempt_timer(config.preempt_timer);
         if let Some(spin) = config.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
         let make = make.clone();
         let ends = ends.clone();
+        let connected = connected.clone();
+        let all_connected = all_connected.clone();
         let handle = builder
             .spawn(move || async move {
                 let mine = ends.get(id).and_then(|slot| slot.lock().ok().and_then(|mut e| e.take()));
@@ -120,6 +157,13 @@ where
                     Some(e) => Some(e.connect().await),
                     None => None,
                 };
+                // No shard starts (and so none can stop and drop its ends) before every shard has
+                // connected: a peer that went away mid-handshake would leave the others waiting
+                // for it forever.
+                if connected.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    all_connected.open();
+                }
+                all_connected.opened().await;
                 make(ShardContext { id, shards: n, mesh }).await
             })
             .map_err(|e| RuntimeError::Spawn { shard: id, source: map_err(e) })?;

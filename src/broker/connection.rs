@@ -19,7 +19,7 @@ use ratatosk_io::DetachedStream;
 use ratatosk_shards::home_shard;
 
 use super::handlers::{self, Flow};
-use super::shard::{Shard, ShardMsg};
+use super::shard::{Handoff, Shard, ShardMsg};
 use super::stats::ShardCounters;
 use super::{lifecycle, DEFAULT_TENANT};
 use crate::protocol::{self, reason, ConnAck, Connect, DecodeError, Disconnect, Packet, ProtocolVersion, Properties};
@@ -141,6 +141,10 @@ async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, hande
         let _ = write_connack(&mut stream, v, code).await;
         return;
     }
+    if shard.stats.total(|c| &c.clients_connected) >= limits.max_connections as u64 {
+        refuse_for_capacity(&shard, &mut stream, v, "limits.max_connections").await;
+        return;
+    }
     let tenant = ByteString::from_static(DEFAULT_TENANT);
     let mut assigned = None;
     let client_id = if connect.client_id.is_empty() {
@@ -154,7 +158,7 @@ async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, hande
     if home != shard.id {
         match (DetachedStream::detach(stream), raw) {
             (Ok(detached), Some(bytes)) => {
-                shard.send_to(home, ShardMsg::Handoff { stream: detached, bytes }).await;
+                shard.send_to(home, ShardMsg::Handoff(Box::new(Handoff { stream: detached, bytes }))).await;
             }
             (Err(e), _) => tracing::warn!(error = %e, "could not hand a connection to its home shard"),
             (Ok(_), None) => tracing::error!("connection handed off twice; closing it"),
@@ -162,9 +166,27 @@ async fn admit(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, hande
         return;
     }
     drop(raw);
+    let creates_session = connect.clean_start || !shard.sessions.borrow().contains_key(&(tenant.clone(), client_id.clone()));
+    if creates_session && shard.stats.total(|c| &c.sessions) >= limits.max_sessions as u64 {
+        refuse_for_capacity(&shard, &mut stream, v, "limits.max_sessions").await;
+        return;
+    }
     // Boxed so the accept-time state (the copy of CONNECT, the decoder's locals) is not carried
     // for the connection's whole life.
     Box::pin(serve(shard, stream, connect, buf, tenant, client_id, assigned)).await
+}
+
+/// Refuses a client because the broker is at a capacity limit: v5 CONNACK 0x97 (quota
+/// exceeded), 3.x 0x03 (server unavailable). Counted, and logged once per shard so a storm of
+/// refusals does not flood the log.
+async fn refuse_for_capacity(shard: &Shard, stream: &mut TcpStream, v: ProtocolVersion, limit: &'static str) {
+    let c = &shard.counters().connections_refused;
+    if c.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        tracing::warn!(limit, "refusing new clients: the broker is at its limit (raise it in the config)");
+    }
+    ShardCounters::add(c, 1);
+    let code = if v.is_v5() { reason::QUOTA_EXCEEDED } else { reason::v3::SERVER_UNAVAILABLE };
+    let _ = write_connack(stream, v, code).await;
 }
 
 /// Checks CONNECT rules that need the broker's settings; `Err` carries the CONNACK code.
@@ -181,6 +203,11 @@ fn validate_connect(c: &Connect, limits: &crate::config::Limits) -> Result<(), u
     if v5 && c.properties.authentication_method.is_some() {
         // No enhanced authentication method is offered [MQTT-4.12.0-1].
         return Err(reason::BAD_AUTHENTICATION_METHOD);
+    }
+    if c.will.as_ref().is_some_and(|w| !limits.topic_fits(&w.topic)) {
+        // The will would be published (and maybe retained) with a topic beyond the limits; 3.x
+        // has no code for it, "not authorized" is the closest.
+        return Err(if v5 { reason::TOPIC_NAME_INVALID } else { reason::v3::NOT_AUTHORIZED });
     }
     Ok(())
 }
@@ -270,7 +297,7 @@ async fn attach(
                 Box::pin(lifecycle::take_over(&shard, &old)).await;
                 Box::pin(lifecycle::end_session(&shard, &old)).await;
             }
-            let s = Rc::new(std::cell::RefCell::new(Session::new(shard.new_uid(), tenant.clone(), client_id.clone())));
+            let s = Rc::new(std::cell::RefCell::new(Session::new(shard.new_uid(), tenant.clone(), client_id.clone(), shard.ledger.clone())));
             shard.sessions.borrow_mut().insert(key.clone(), s.clone());
             ShardCounters::add(&shard.counters().sessions, 1);
             (s, false)
@@ -321,101 +348,141 @@ async fn attach(
     Live { max_packet_size: limits.max_packet_size, shard, session, notify, ctx, gen, v, client_id }
 }
 
-/// The connection's read loop: flush, wait, handle packets; then detach from the session.
+/// The connection's loop: flush, wait, handle packets; then detach from the session.
 async fn run(live: Live, mut stream: TcpStream, mut rbuf: BytesMut) {
     let Live { shard, session, notify, mut ctx, gen, v, client_id, max_packet_size } = live;
     let counters = &shard.counters().clients_connected;
     let mut outcome = Outcome::Lost;
     let mut spare = BytesMut::new();
     let mut chunk = READ_MIN;
+    // Packets that arrived together with CONNECT are handled before waiting for more input: a
+    // client may send them without waiting for CONNACK.
+    let mut unread = !rbuf.is_empty();
     'conn: loop {
         // Flush everything gathered since the last write in one go.
-        let out = {
-            let mut s = session.borrow_mut();
-            let kicked = match s.kick {
-                _ if s.generation != gen => Some(reason::SESSION_TAKEN_OVER),
-                Some((g, code)) if g == gen => Some(code),
-                _ => None,
-            };
-            if let Some(code) = kicked {
-                outcome = if s.generation != gen { Outcome::TakenOver } else { Outcome::Kicked };
-                if s.generation == gen {
-                    s.kick = None;
-                }
-                let mut out = if s.generation == gen { std::mem::take(&mut s.out) } else { BytesMut::new() };
-                drop(s);
+        match next_output(&session, gen, spare) {
+            Output::Kick { code, taken_over } => {
+                outcome = if taken_over { Outcome::TakenOver } else { Outcome::Kicked };
+                let mut out = BytesMut::new();
                 let _ = send_disconnect(&mut out, v, code);
-                let _ = stream.write_all(&out).await;
+                write_bounded(&mut stream, &out).await;
                 break;
             }
-            std::mem::replace(&mut s.out, std::mem::take(&mut spare))
-        };
-        if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
-                break;
-            }
-            spare = out;
-            spare.clear();
-            continue;
-        }
-        spare = out;
-
-        let ev = wait(&mut stream, &mut rbuf, &notify, chunk).await;
-        if let Event::Read(Ok((n, _))) = ev {
-            chunk = if n == chunk { (chunk * 2).min(READ_MAX) } else if n < chunk / 4 { (chunk / 2).max(READ_MIN) } else { chunk };
-        }
-        match ev {
-            Event::Read(Ok((0, _))) | Event::Read(Err(_)) => break,
-            Event::Read(Ok((_, stamp))) => {
-                ctx.now = Instant::now();
-                ctx.arrived_ns = stamp.unwrap_or_else(ratatosk_io::realtime_ns);
+            Output::Write(out) => {
+                // A client that stops reading blocks this write; a kick (takeover, keep alive,
+                // shutdown) must still close it, then without a DISCONNECT, which cannot follow a
+                // partly written packet.
+                let write = async { Some(stream.write_all(&out).await.is_ok()) };
+                let kicked = async {
+                    kicked_while_writing(&session, &notify, gen).await;
+                    None
+                };
+                let written = match futures_lite::future::or(write, kicked).await {
+                    Some(ok) => ok,
+                    None => {
+                        outcome = if session.borrow().generation == gen { Outcome::Kicked } else { Outcome::TakenOver };
+                        break;
+                    }
+                };
                 {
                     let mut s = session.borrow_mut();
                     if s.generation == gen {
-                        s.last_rx = ctx.now;
+                        s.wrote();
                     }
                 }
-                loop {
-                    match protocol::decode(&mut rbuf, Some(v), max_packet_size) {
-                        Ok(Some(p)) => match {
-                            tracing::trace!(client = %client_id, packet = ?p, "received");
-                            let work = handlers::dispatch(&mut ctx, p);
-                            handlers::finish(&mut ctx, work).await
-                        } {
-                            Flow::Continue => {}
-                            Flow::Disconnect { will } => {
-                                outcome = if will { Outcome::Lost } else { Outcome::Normal };
-                                break 'conn;
-                            }
-                            Flow::Close(code, why) => {
-                                tracing::debug!(client = %client_id, code, why, "closing connection");
-                                close_with(&session, gen, v, code, Some(why.to_owned()));
-                                outcome = Outcome::Error;
-                                flush(&session, gen, &mut stream).await;
-                                break 'conn;
-                            }
-                        },
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::debug!(client = %client_id, error = %e, "malformed packet");
-                            close_with(&session, gen, v, e.reason_code(), Some(e.to_string()));
-                            outcome = Outcome::Error;
-                            flush(&session, gen, &mut stream).await;
-                            break 'conn;
-                        }
-                    }
+                if !written {
+                    break;
                 }
-                if rbuf.is_empty() && rbuf.capacity() > 2 * chunk {
-                    rbuf = BytesMut::new();
-                }
-                // A client that always has input ready would never let this task return Pending;
-                // give the other connections (and the accept loop) their turn.
-                glommio::yield_if_needed().await;
+                shard.release_if_caught_up(&session);
+                spare = out;
+                spare.clear();
+                continue;
             }
-            Event::Wake => {}
+            Output::Idle(buf) => spare = buf,
         }
+
+        // Held back for subscribers that fell behind (see `pacing`): read nothing until they let
+        // go or the pacing limit passes; output and kicks are still served meanwhile.
+        let held = session.borrow().pacing.held_until(shard.pace_limit());
+        if let Some(until) = held {
+            let now = Instant::now();
+            if now < until {
+                let _ = glommio::timer::timeout(until - now, async {
+                    notify.notified().await;
+                    Ok(())
+                })
+                .await;
+                continue;
+            }
+            if session.borrow_mut().pacing.clear_holds() > 0 {
+                ShardCounters::add(&shard.counters().pacing_timeouts, 1);
+            }
+        }
+
+        if !unread {
+            match wait(&mut stream, &mut rbuf, &notify, chunk).await {
+                Event::Read(Ok((0, _))) | Event::Read(Err(_)) => break,
+                Event::Read(Ok((n, stamp))) => {
+                    chunk = if n == chunk { (chunk * 2).min(READ_MAX) } else if n < chunk / 4 { (chunk / 2).max(READ_MIN) } else { chunk };
+                    ctx.arrived_ns = stamp.unwrap_or_else(ratatosk_io::realtime_ns);
+                    let mut s = session.borrow_mut();
+                    if s.generation == gen {
+                        s.last_rx = Instant::now();
+                    }
+                }
+                Event::Wake => continue,
+            }
+        }
+        // Every complete packet buffered is handled now, without waiting for the next read,
+        // unless the client is held back meanwhile: the rest then waits in `rbuf`.
+        unread = false;
+        ctx.now = Instant::now();
+        loop {
+            if session.borrow().pacing.is_held() {
+                unread = !rbuf.is_empty();
+                break;
+            }
+            match protocol::decode(&mut rbuf, Some(v), max_packet_size) {
+                Ok(Some(p)) => match {
+                    tracing::trace!(client = %client_id, packet = ?p, "received");
+                    let work = handlers::dispatch(&mut ctx, p);
+                    handlers::finish(&mut ctx, work).await
+                } {
+                    // A big batch yields between packets once its time slice is up, so that
+                    // other connections (and the shard's control work) wait at most one slice.
+                    Flow::Continue => glommio::yield_if_needed().await,
+                    Flow::Disconnect { will } => {
+                        outcome = if will { Outcome::Lost } else { Outcome::Normal };
+                        break 'conn;
+                    }
+                    Flow::Close(code, why) => {
+                        tracing::debug!(client = %client_id, code, why, "closing connection");
+                        close_with(&session, gen, v, code, Some(why.to_owned()));
+                        outcome = Outcome::Error;
+                        flush(&session, gen, &mut stream).await;
+                        break 'conn;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(client = %client_id, error = %e, "malformed packet");
+                    close_with(&session, gen, v, e.reason_code(), Some(e.to_string()));
+                    outcome = Outcome::Error;
+                    flush(&session, gen, &mut stream).await;
+                    break 'conn;
+                }
+            }
+        }
+        // Acknowledgements may have drained this client's queue.
+        shard.release_if_caught_up(&session);
+        if rbuf.is_empty() && rbuf.capacity() > 2 * chunk {
+            rbuf = BytesMut::new();
+        }
+        // A client that always has input ready would never let this task return Pending;
+        // give the other connections (and the accept loop) their turn.
+        glommio::yield_if_needed().await;
     }
-    if outcome == Outcome::Error {
+    if matches!(outcome, Outcome::Error | Outcome::Kicked | Outcome::TakenOver) {
         Box::pin(linger(&mut stream)).await;
     }
     let _ = stream.close().await;
@@ -426,8 +493,70 @@ async fn run(live: Live, mut stream: TcpStream, mut rbuf: BytesMut) {
     }
 }
 
-/// After closing for an error: stop sending, then read and discard what the client still sends
-/// for a moment. Closing a socket with unread input makes the kernel reset the connection, and a
+/// What the connection should do with its output next.
+enum Output {
+    /// Close with this reason code (v5 DISCONNECT); `taken_over` when a newer connection has the
+    /// session.
+    Kick { code: u8, taken_over: bool },
+    /// Write these bytes.
+    Write(BytesMut),
+    /// Nothing to write; the spare buffer back.
+    Idle(BytesMut),
+}
+
+/// Takes the session's pending output, or its kick. A kicked connection drops what it had not
+/// written yet: a client that is being closed gets its DISCONNECT at once, not after megabytes of
+/// backlog. Nothing acknowledged is lost by that: unacknowledged QoS 1/2 messages stay in the
+/// session, and the client resends what it did not see acknowledged.
+fn next_output(session: &crate::broker::shard::SessionRef, gen: u64, spare: BytesMut) -> Output {
+    let mut s = session.borrow_mut();
+    if s.generation != gen {
+        return Output::Kick { code: reason::SESSION_TAKEN_OVER, taken_over: true };
+    }
+    if let Some((g, code)) = s.kick {
+        if g == gen {
+            s.kick = None;
+            s.discard_output();
+            return Output::Kick { code, taken_over: false };
+        }
+    }
+    if s.out.is_empty() {
+        return Output::Idle(spare);
+    }
+    Output::Write(s.take_output(spare))
+}
+
+/// Resolves once the connection is kicked or its session taken over; deliveries wake it too, and
+/// then it goes on waiting.
+async fn kicked_while_writing(session: &crate::broker::shard::SessionRef, notify: &super::notify::Notify, gen: u64) {
+    loop {
+        notify.notified().await;
+        let s = session.borrow();
+        if s.generation != gen || s.kick.is_some_and(|(g, _)| g == gen) {
+            return;
+        }
+    }
+}
+
+/// Longest the last words to a client that is being closed may take to write (its DISCONNECT,
+/// the answer to a protocol error): one that does not read must not hold up its close, or a
+/// shutdown.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+async fn write_bounded(stream: &mut TcpStream, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let _ = glommio::timer::timeout(CLOSE_WRITE_TIMEOUT, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// After closing for an error, a kick or a takeover: stop sending, then read and discard what
+/// the client still sends for a moment (a busy client always has some on the way). Closing a socket with unread input makes the kernel reset the connection, and a
 /// reset can destroy the DISCONNECT (with its reason code) before the client reads it.
 async fn linger(stream: &mut TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write).await;
@@ -552,8 +681,5 @@ async fn flush(session: &crate::broker::shard::SessionRef, gen: u64, stream: &mu
         }
         std::mem::take(&mut s.out)
     };
-    if !out.is_empty() {
-        let _ = stream.write_all(&out).await;
-    }
-    let _ = stream.flush().await;
+    write_bounded(stream, &out).await;
 }

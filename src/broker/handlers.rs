@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytestring::ByteString;
 
-use super::message::Message;
+use super::message::{Message, Publisher};
 use super::shard::{LocalSub, RetainedQuery, SessionRef, Shard};
 use super::stats::ShardCounters;
 use super::lifecycle::split;
@@ -119,7 +119,7 @@ pub fn dispatch(ctx: &mut Ctx, packet: Packet) -> Work {
 
 async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
     let limits = &ctx.shard.config.limits;
-    let (tenant, client_id, topic) = {
+    let (tenant, origin, topic) = {
         let mut s = ctx.session.borrow_mut();
         // Topic aliases (5.0 section 3.3.2.3.4): 0 or above our maximum is invalid; an empty topic needs a
         // known alias.
@@ -138,27 +138,56 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
             None if p.topic.is_empty() => return Flow::Close(reason::PROTOCOL_ERROR, "empty topic without a topic alias"),
             None => p.topic.clone(),
         };
+        if !limits.topic_fits(&topic) {
+            // v5: refused with 0x90 in the acknowledgement; QoS 0 and 3.x (which cannot be told,
+            // [MQTT-3.3.5-2]) are acknowledged as usual and dropped. Counted either way.
+            ShardCounters::add(&ctx.shard.counters().topics_refused, 1);
+            let code = if s.conn.version.is_v5() { reason::TOPIC_NAME_INVALID } else { reason::SUCCESS };
+            let ack = PubResp { packet_id: p.packet_id, reason: code, properties: Properties::default() };
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => {
+                    s.send(&Packet::PubAck(ack));
+                }
+                QoS::ExactlyOnce if code == reason::SUCCESS => {
+                    // A 3.x flow still ends with PUBREL/PUBCOMP; remember the id so that flow
+                    // completes normally.
+                    s.incoming_qos2.insert(p.packet_id);
+                    s.send(&Packet::PubRec(ack));
+                }
+                QoS::ExactlyOnce => {
+                    s.send(&Packet::PubRec(ack));
+                }
+            }
+            return Flow::Continue;
+        }
         if p.qos == QoS::ExactlyOnce {
             if s.incoming_qos2.contains(&p.packet_id) {
                 // [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is acknowledged again but not redelivered.
                 s.send(&Packet::PubRec(PubResp { packet_id: p.packet_id, ..Default::default() }));
                 return Flow::Continue;
             }
-            if s.incoming_qos2.len() >= usize::from(limits.receive_maximum) {
-                // [MQTT-3.3.4-9] more unacknowledged QoS 2 than our receive maximum.
-                return Flow::Close(reason::RECEIVE_MAXIMUM_EXCEEDED, "more unacknowledged QoS 2 messages than the receive maximum");
+            if s.conn.version.is_v5() && s.incoming_qos2.len() >= usize::from(limits.receive_maximum) {
+                // [MQTT-3.3.4-9] the client went past our receive maximum. Widely used clients
+                // ignore it, so this is counted and tolerated up to a hard cap. 3.x has no receive
+                // maximum: its packet identifiers bound it.
+                ShardCounters::add(&ctx.shard.counters().receive_maximum_exceeded, 1);
+                if s.incoming_qos2.len() >= usize::from(limits.max_unreleased_qos2) {
+                    return Flow::Close(reason::RECEIVE_MAXIMUM_EXCEEDED, "more unreleased QoS 2 messages than limits.max_unreleased_qos2");
+                }
             }
+            // Recorded before routing, so that a resend after a takeover during routing is
+            // recognised as a duplicate [MQTT-4.3.3].
+            s.incoming_qos2.insert(p.packet_id);
         }
-        (s.tenant.clone(), s.client_id.clone(), topic)
+        (s.tenant.clone(), Publisher { client_id: s.client_id.clone(), uid: s.uid, shard: ctx.shard.id }, topic)
     };
     ShardCounters::add(&ctx.shard.counters().messages_received, 1);
     let (qos, pid) = (p.qos, p.packet_id);
-    let msg = Message::from_publish(tenant, client_id, topic, p, ctx.now, ctx.arrived_ns);
+    let msg = Message::from_publish(tenant, origin, topic, p, ctx.now, ctx.arrived_ns);
+    // Subscribers that fell behind hold this client (see `pacing`); its connection then reads
+    // no more input for a while, which is what slows it: the acknowledgement goes out at once.
     ctx.shard.publish(Arc::new(msg)).await;
-    if !ctx.shard.congested.borrow().is_empty() {
-        let own = ctx.session.borrow().uid;
-        Box::pin(ctx.shard.relieve_congestion(Some(own))).await;
-    }
     let mut s = ctx.session.borrow_mut();
     if s.generation != ctx.gen {
         return Flow::Continue;
@@ -169,7 +198,6 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
             s.send(&Packet::PubAck(PubResp { packet_id: pid, ..Default::default() }));
         }
         QoS::ExactlyOnce => {
-            s.incoming_qos2.insert(pid);
             s.send(&Packet::PubRec(PubResp { packet_id: pid, ..Default::default() }));
         }
     }
@@ -198,6 +226,13 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
         }
         if !is_valid_topic_filter(&filter) {
             why = Some("a topic filter is invalid");
+            reasons.push(if v5 { reason::TOPIC_FILTER_INVALID } else { reason::v3::SUBACK_FAILURE });
+            continue;
+        }
+        if !limits.topic_fits(&filter) {
+            // Refused before anything is stored: each level would cost a node of the index.
+            ShardCounters::add(&shard.counters().topics_refused, 1);
+            why = Some("a topic filter is longer than limits.max_topic_length or deeper than limits.max_topic_levels");
             reasons.push(if v5 { reason::TOPIC_FILTER_INVALID } else { reason::v3::SUBACK_FAILURE });
             continue;
         }

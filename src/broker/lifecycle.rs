@@ -4,7 +4,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::message::Message;
+use super::message::{Message, Publisher};
 use super::shard::{Shard, SessionRef};
 use super::stats::ShardCounters;
 use crate::protocol::{reason, LastWill, Publish};
@@ -25,6 +25,8 @@ pub async fn take_over(shard: &Rc<Shard>, session: &SessionRef) {
         // [MQTT-3.1.3-9]; the new connection resumes it right now.
         s.will.take().filter(|w| w.properties.will_delay_interval.unwrap_or(0) == 0)
     };
+    // Its publishers are not held for a connection that is gone.
+    shard.release_if_caught_up(session);
     if let Some(w) = will {
         publish_will(shard, session, *w).await;
     }
@@ -72,11 +74,12 @@ pub async fn detach(shard: &Rc<Shard>, session: &SessionRef, gen: u64, normal: b
         }
         s.connected = false;
         s.kick = None;
-        s.out = bytes::BytesMut::new();
+        s.discard_output();
         // [MQTT-3.1.2-10] a normal DISCONNECT (without 0x04) already removed the will.
         let will = s.will.take().filter(|_| !normal);
         (will, s.expiry_interval)
     };
+    shard.release_if_caught_up(session);
     if let Some(will) = will {
         // The will goes out at the earlier of its delay and the session's end [MQTT-3.1.3-9].
         let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
@@ -124,6 +127,6 @@ pub async fn publish_will(shard: &Rc<Shard>, session: &SessionRef, will: LastWil
     let mut properties = will.properties;
     properties.will_delay_interval = None;
     let p = Box::new(Publish { dup: false, qos: will.qos, retain: will.retain, topic: will.topic.clone(), packet_id: 0, payload: will.payload, properties });
-    let msg = Message::from_publish(tenant, client_id, will.topic, p, std::time::Instant::now(), ratatosk_io::realtime_ns());
+    let msg = Message::from_publish(tenant, Publisher::unpaced(client_id, shard.id), will.topic, p, std::time::Instant::now(), ratatosk_io::realtime_ns());
     shard.publish(Arc::new(msg)).await;
 }

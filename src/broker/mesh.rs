@@ -1,73 +1,76 @@
-//! The receiving side of the mesh: one task per peer shard, so a full channel towards one peer
-//! never stops this shard from draining the others (which could otherwise deadlock).
+//! The receiving side of the mesh: two tasks per peer shard, one per lane.
+//!
+//! Neither task ever waits for a client: a forwarded message is handed to each subscriber's
+//! session, whose queue and output limits decide (queue, drop and count), and a subscriber that
+//! falls behind holds the publisher through `Pace` instead of holding up this channel. Replies
+//! are posted, never awaited. So a congested subscriber costs only itself and, briefly, its
+//! publishers; and control (hand-offs, route updates, acks) never queues behind data.
 
 use std::rc::Rc;
 
 use glommio::channels::shared_channel::ConnectedReceiver;
+use ratatosk_shards::PeerReceivers;
 
 use super::connection;
 use super::shard::{Shard, ShardMsg};
 
-/// Spawns a receive task for every peer.
-pub fn spawn_receivers(shard: &Rc<Shard>, receivers: Vec<(usize, ConnectedReceiver<ShardMsg>)>) {
-    for (peer, rx) in receivers {
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            while let Some(msg) = rx.recv().await {
-                handle(&shard, peer, msg);
-                // Not taking the next message while a subscriber catches up fills this channel,
-                // which holds back the publishers on the sending shard.
-                shard.relieve_congestion(None).await;
-                glommio::yield_if_needed().await;
-            }
-        })
-        .detach();
+/// Spawns the receive tasks for every peer, and the shard's outbox.
+pub fn spawn_receivers(shard: &Rc<Shard>, receivers: Vec<PeerReceivers<ShardMsg>>) {
+    for r in receivers {
+        spawn_lane(shard, r.peer, r.control);
+        spawn_lane(shard, r.peer, r.data);
     }
+    let outbox = shard.clone();
+    glommio::spawn_local(async move { outbox.run_outbox().await }).detach();
 }
 
-/// Handles one message without waiting; anything that must send a reply does so from its own task
-/// so that this receive loop never blocks on a full channel.
+fn spawn_lane(shard: &Rc<Shard>, peer: usize, rx: ConnectedReceiver<ShardMsg>) {
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        while let Some(msg) = rx.recv().await {
+            handle(&shard, peer, msg);
+            glommio::yield_if_needed().await;
+        }
+    })
+    .detach();
+}
+
+/// Handles one message without waiting.
 fn handle(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
     match msg {
-        ShardMsg::Handoff { stream, bytes } => {
-            let stream = stream.attach();
-            glommio::spawn_local(connection::adopt(shard.clone(), stream, bytes)).detach();
+        ShardMsg::Handoff(h) => {
+            let stream = h.stream.attach();
+            glommio::spawn_local(connection::adopt(shard.clone(), stream, h.bytes)).detach();
         }
         ShardMsg::Publish(m) => shard.deliver_local(&m, None, false),
         ShardMsg::Replay(m) => shard.deliver_local(&m, None, true),
-        ShardMsg::SharedPublish { msg, filter, group } => shard.deliver_shared(&msg, &filter, &group),
-        ShardMsg::RouteAdd(route, token) => {
+        ShardMsg::SharedPublish(p) => shard.deliver_shared(&p.msg, &p.filter, &p.group),
+        ShardMsg::RouteAdd(add) => {
+            let (route, token) = *add;
             shard.apply_remote_route(&route, true);
-            let replays = shard.replays_for(&route);
-            let shard2 = shard.clone();
-            // Replays go out before the ack, on the same channel, so they precede anything the
+            // Replays go out before the ack, on the same lane, so they precede anything the
             // subscriber's shard sees after its SUBACK.
-            glommio::spawn_local(async move {
-                for m in replays {
-                    shard2.send_to(from, ShardMsg::Replay(m)).await;
-                }
-                shard2.send_to(from, ShardMsg::Ack(token)).await;
-            })
-            .detach();
+            for m in shard.replays_for(&route) {
+                shard.post(from, ShardMsg::Replay(m));
+            }
+            shard.post(from, ShardMsg::Ack(token));
         }
         ShardMsg::RouteRemove(route) => shard.apply_remote_route(&route, false),
-        ShardMsg::Retain(m, token) => {
+        ShardMsg::Retain(r) => {
+            let (m, token) = *r;
             shard.store_retained(m);
-            reply(shard, from, ShardMsg::Ack(token));
+            shard.post(from, ShardMsg::Ack(token));
         }
         ShardMsg::RetainedQuery(q) => {
             let msgs = shard.matching_retained(&q.tenant, &q.filter);
             if !msgs.is_empty() {
                 let to = q.reply_to;
-                reply(shard, to, ShardMsg::RetainedReply(q, msgs));
+                shard.post(to, ShardMsg::RetainedReply(Box::new((*q, msgs))));
             }
         }
-        ShardMsg::RetainedReply(q, msgs) => shard.deliver_retained(&q, &msgs),
+        ShardMsg::RetainedReply(r) => shard.deliver_retained(&r.0, &r.1),
+        ShardMsg::Pace(signal) => shard.hold_here(&signal),
+        ShardMsg::Resume(signal) => shard.release_here(&signal),
         ShardMsg::Ack(token) => shard.on_ack(token),
     }
-}
-
-fn reply(shard: &Rc<Shard>, to: usize, msg: ShardMsg) {
-    let shard = shard.clone();
-    glommio::spawn_local(async move { shard.send_to(to, msg).await }).detach();
 }

@@ -29,8 +29,8 @@ pub struct Message {
     pub properties: Option<Box<Properties>>,
     /// When the message expires, from the v5 message expiry interval.
     pub expires_at: Option<Instant>,
-    /// Client id of the publisher, for the v5 no-local option.
-    pub origin: ByteString,
+    /// Who published it: for the v5 no-local option and for back-pressure.
+    pub origin: Publisher,
     /// When the broker accepted it (keeps the replay window).
     pub published_at: Instant,
     /// When its PUBLISH reached the broker (kernel receive time, ns since the epoch); orders it
@@ -40,7 +40,7 @@ pub struct Message {
 
 impl Message {
     /// Builds a message from an incoming PUBLISH whose topic has been resolved.
-    pub fn from_publish(tenant: ByteString, origin: ByteString, topic: ByteString, mut p: Box<Publish>, now: Instant, arrived_ns: u64) -> Message {
+    pub fn from_publish(tenant: ByteString, origin: Publisher, topic: ByteString, mut p: Box<Publish>, now: Instant, arrived_ns: u64) -> Message {
         let expires_at = p
             .properties
             .message_expiry_interval
@@ -71,6 +71,24 @@ impl Message {
                 Ok(Some(secs.clamp(1, u64::from(u32::MAX)) as u32))
             }
         }
+    }
+}
+
+/// The session that published a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// Client id, for the v5 no-local option.
+    pub client_id: ByteString,
+    /// Session uid on its home shard; 0 when no client session can be held back (wills, `$SYS`).
+    pub uid: u64,
+    /// The publisher's home shard.
+    pub shard: usize,
+}
+
+impl Publisher {
+    /// A publisher that back-pressure cannot hold (a will, the broker itself).
+    pub fn unpaced(client_id: ByteString, shard: usize) -> Publisher {
+        Publisher { client_id, uid: 0, shard }
     }
 }
 

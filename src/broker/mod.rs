@@ -9,6 +9,7 @@ mod lifecycle;
 mod mesh;
 pub mod message;
 pub mod notify;
+mod pacing;
 mod retained;
 mod routing;
 pub mod shard;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ratatosk_io::Listener;
-use ratatosk_shards::{run_shards, ShardConfig, ShardContext};
+use ratatosk_shards::{run_shards, ShardConfig, ShardContext, Latch};
 
 use crate::config::Config;
 use shard::{Shard, ShardMsg};
@@ -41,8 +42,8 @@ pub enum BrokerError {
     Listen(#[from] ratatosk_io::ListenerError),
 }
 
-/// Runs the broker until `stop` becomes true; returns once every shard has closed its clients.
-pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
+/// Runs the broker until `stop` is signalled; returns once every shard has closed its clients.
+pub fn run(config: Config, stop: Arc<Latch>) -> Result<(), BrokerError> {
     let shards = if config.shards == 0 { ratatosk_shards::allowed_cpus().len().max(1) } else { config.shards };
     // Bind once up front so that a port in use is reported before any shard starts; each shard
     // then binds its own socket on the same address.
@@ -72,7 +73,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
     Ok(())
 }
 
-async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats: Stats, stop: Arc<AtomicBool>, bind_failed: Arc<AtomicBool>) {
+async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats: Stats, stop: Arc<Latch>, bind_failed: Arc<AtomicBool>) {
     let mut mesh = ctx.mesh.take();
     let receivers = mesh.as_mut().map(|m| m.take_receivers()).unwrap_or_default();
     let shard = Rc::new(Shard::new(ctx.id, ctx.shards, config.clone(), mesh, stats));
@@ -83,15 +84,26 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats:
             Err(e) => {
                 tracing::error!(error = %e, shard = shard.id, "listener failed");
                 bind_failed.store(true, Ordering::Relaxed);
-                stop.store(true, Ordering::Relaxed);
+                stop.open();
                 return;
             }
         };
         let shard = shard.clone();
+        let stop = stop.clone();
         glommio::spawn_local(async move {
             loop {
-                let stream = listener.accept().await;
-                glommio::spawn_local(connection::accept(shard.clone(), stream)).detach();
+                let next = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+                    stop.opened().await;
+                    None
+                });
+                match next.await {
+                    Some(stream) => {
+                        glommio::spawn_local(connection::accept(shard.clone(), stream)).detach();
+                    }
+                    // Stopping: the listener closes here, so clients that reconnect while the
+                    // connections say goodbye are refused instead of accepted and kicked again.
+                    None => break,
+                }
             }
         })
         .detach();
@@ -100,9 +112,7 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats:
     if shard.id == 0 && config.sys_interval > 0 {
         glommio::spawn_local(sys::publish_loop(shard.clone())).detach();
     }
-    while !stop.load(Ordering::Relaxed) {
-        glommio::timer::sleep(Duration::from_millis(100)).await;
-    }
+    stop.opened().await;
     shutdown(&shard).await;
 }
 
@@ -111,6 +121,7 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats:
 async fn keep_alive_sweep(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(Duration::from_millis(250)).await;
+        shard.counters().sync(&shard.ledger);
         let now = std::time::Instant::now();
         for s in shard.sessions.borrow().values() {
             let mut s = s.borrow_mut();
@@ -122,8 +133,12 @@ async fn keep_alive_sweep(shard: Rc<Shard>) {
     }
 }
 
-/// Tells every connected client the server is going away (v5 DISCONNECT 0x8B) and gives the
-/// connections a moment to flush.
+/// Longest a shard waits at shutdown for its connections to say goodbye: each writes its
+/// DISCONNECT within 1 s and then lingers at most 1 s, so this only bounds stragglers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Tells every connected client the server is going away (v5 DISCONNECT 0x8B), busy or not, and
+/// waits (bounded) until their connections have closed.
 async fn shutdown(shard: &Rc<Shard>) {
     let sessions: Vec<_> = shard.sessions.borrow().values().cloned().collect();
     for s in sessions {
@@ -133,10 +148,8 @@ async fn shutdown(shard: &Rc<Shard>) {
             s.notify.notify();
         }
     }
-    for _ in 0..20 {
-        if shard.counters().clients_connected.load(Ordering::Relaxed) == 0 {
-            break;
-        }
-        glommio::timer::sleep(Duration::from_millis(10)).await;
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while shard.counters().clients_connected.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -22,7 +22,7 @@ impl Shard {
             self.store_retained(msg);
         } else {
             let (token, done) = self.expect_acks(1);
-            self.send_to(owner, ShardMsg::Retain(msg, token)).await;
+            self.send_to(owner, ShardMsg::Retain(Box::new((msg, token)))).await;
             done.notified().await;
         }
     }
@@ -80,7 +80,7 @@ impl Shard {
                 let msgs = self.matching_retained(&q.tenant, &q.filter);
                 self.deliver_retained(&q, &msgs);
             } else {
-                self.send_to(t, ShardMsg::RetainedQuery(q.clone())).await;
+                self.send_to(t, ShardMsg::RetainedQuery(Box::new(q.clone()))).await;
             }
         }
     }

@@ -13,15 +13,13 @@ use bytestring::ByteString;
 use glommio::{GlommioError, ResourceType};
 
 use super::message::Message;
-use super::shard::{FilterEntry, Group, LocalSub, Route, SessionRef, Shard, ShardMsg};
+use super::shard::{FilterEntry, Group, LocalSub, Route, SessionRef, Shard, SharedPublish, ShardMsg};
 use super::stats::ShardCounters;
 use crate::protocol::topic::matches;
 use crate::protocol::QoS;
 
 /// How long published messages are kept for replay to late routes.
 const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
-/// Longest a publisher is held back for one slow subscriber.
-const CONGESTION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// At most this many messages are kept for replay.
 const REPLAY_MAX: usize = 4096;
 use crate::session::Delivery;
@@ -58,7 +56,7 @@ impl Shard {
         }
         self.remember(&msg, sent_mask);
         for (shard, filter, group) in shared_remote {
-            self.try_send(shard, ShardMsg::SharedPublish { msg: msg.clone(), filter, group }, &mut blocked);
+            self.try_send(shard, ShardMsg::SharedPublish(Box::new(SharedPublish { msg: msg.clone(), filter, group })), &mut blocked);
         }
         if !blocked.is_empty() {
             Box::pin(async {
@@ -78,7 +76,7 @@ impl Shard {
             blocked.push((shard, msg));
             return;
         }
-        match senders.try_send_to(shard, msg) {
+        match senders.try_send_to(shard, msg.lane(), msg) {
             Ok(()) => {}
             Err(GlommioError::WouldBlock(ResourceType::Channel(m))) => blocked.push((shard, m)),
             Err(e) => tracing::warn!(from = self.id, to = shard, error = %e, "mesh channel closed"),
@@ -101,7 +99,7 @@ impl Shard {
             trie.for_each_match(&msg.topic, |entry: &FilterEntry| {
                 for sub in &entry.local {
                     // [MQTT-3.8.3-3] no local: not to the publisher's own session.
-                    if sub.options.no_local && sub.client_id == msg.origin {
+                    if sub.options.no_local && sub.client_id == msg.origin.client_id {
                         continue;
                     }
                     // A replayed message goes only to subscriptions that were active when it was
@@ -139,22 +137,21 @@ impl Shard {
             // [MQTT-3.3.1-12/13]: retain flag only with retain-as-published.
             let retain = m.retain_as_published && msg.retain;
             if self.deliver_counted(&m.session, Delivery { msg, qos, retain, sub_ids: &m.ids }, now) {
-                self.note_congested(&m.session);
+                self.pace(&m.session, msg);
             }
         }
     }
 
     /// Hands a message to a session of this shard and counts it as sent or dropped; returns true
-    /// when the client has fallen behind (see [`Shard::relieve_congestion`]).
+    /// when the client has fallen behind (see [`Shard::pace`]).
     pub fn deliver_counted(&self, session: &SessionRef, d: Delivery<'_>, now: Instant) -> bool {
         let mut s = session.borrow_mut();
         let dropped_before = s.dropped;
         let congested = s.deliver(d, &self.config.limits, now);
         let dropped = s.dropped - dropped_before;
         drop(s);
-        let c = self.counters();
-        ShardCounters::add(&c.messages_dropped, dropped);
-        ShardCounters::add(&c.messages_sent, 1 - dropped.min(1));
+        // Drops are counted by reason in the shard's ledger.
+        ShardCounters::add(&self.counters().messages_sent, 1 - dropped.min(1));
         congested
     }
 
@@ -171,47 +168,7 @@ impl Shard {
         };
         let d = Delivery { msg, qos: m.qos.min(msg.qos), retain: m.retain_as_published && msg.retain, sub_ids: &m.ids };
         if self.deliver_counted(&m.session, d, Instant::now()) {
-            self.note_congested(&m.session);
-        }
-    }
-
-    /// Remembers a connected client that fell behind; the task that caused it waits in
-    /// [`Shard::relieve_congestion`] before taking more input.
-    fn note_congested(&self, session: &SessionRef) {
-        let mut list = self.congested.borrow_mut();
-        if !list.iter().any(|s| Rc::ptr_eq(s, session)) {
-            list.push(session.clone());
-        }
-    }
-
-    /// Back-pressure: waits (up to `CONGESTION_WAIT`) until the clients that fell behind while
-    /// this task delivered have caught up. A publisher's connection task calls it before
-    /// acknowledging and reading on, and a mesh receive task before taking the next message
-    /// (which fills the channel and so slows the publishing shard). QoS 1/2 messages to a slow
-    /// but live subscriber are then paced instead of dropped; a subscriber that does not catch up
-    /// within the bound gets the documented drop policy. `except` (the waiting client's own
-    /// session) is skipped: it cannot catch up while its own connection waits.
-    pub async fn relieve_congestion(&self, except: Option<u64>) {
-        let list = std::mem::take(&mut *self.congested.borrow_mut());
-        if list.is_empty() {
-            return;
-        }
-        let limits = &self.config.limits;
-        let deadline = std::time::Instant::now() + CONGESTION_WAIT;
-        for s in list {
-            // Bounded by the deadline.
-            loop {
-                {
-                    let s = s.borrow();
-                    if Some(s.uid) == except || s.has_caught_up(limits) {
-                        break;
-                    }
-                }
-                if std::time::Instant::now() >= deadline {
-                    return;
-                }
-                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-            }
+            self.pace(&m.session, msg);
         }
     }
 
@@ -369,12 +326,12 @@ impl Shard {
         if add {
             let (token, done) = self.expect_acks(self.n - 1);
             for peer in self.peers() {
-                self.send_to(peer, ShardMsg::RouteAdd(route.clone(), token)).await;
+                self.send_to(peer, ShardMsg::RouteAdd(Box::new((route.clone(), token)))).await;
             }
             done.notified().await;
         } else {
             for peer in self.peers() {
-                self.send_to(peer, ShardMsg::RouteRemove(route.clone())).await;
+                self.send_to(peer, ShardMsg::RouteRemove(Box::new(route.clone()))).await;
             }
         }
     }

@@ -11,17 +11,18 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use ratatosk_shards::Mesh;
+use glommio::{GlommioError, ResourceType};
+use ratatosk_shards::{Lane, Mesh};
 
 use ratatosk_io::DetachedStream;
 
-use super::message::Message;
+use super::message::{Message, Publisher};
 use super::notify::Notify;
 use super::stats::{ShardCounters, Stats};
 use crate::config::Config;
 use crate::protocol::SubOptions;
 use crate::router::{RetainedIndex, TopicTrie};
-use crate::session::Session;
+use crate::session::{Ledger, Session};
 
 /// Key of a session: (tenant, client id).
 pub type SessionKey = (ByteString, ByteString);
@@ -30,41 +31,78 @@ pub type SessionKey = (ByteString, ByteString);
 pub type SessionRef = Rc<RefCell<Session>>;
 
 /// What shards tell each other.
+///
+/// Kept to two words, so the mesh's preallocated slots stay small: anything larger is boxed.
 pub enum ShardMsg {
-    /// A connection whose CONNECT names a client at home on the receiving shard; `bytes` are all
-    /// bytes read so far, CONNECT included.
-    Handoff {
-        /// The socket.
-        stream: DetachedStream,
-        /// Bytes already read from it.
-        bytes: Vec<u8>,
-    },
+    /// A connection whose CONNECT names a client at home on the receiving shard.
+    Handoff(Box<Handoff>),
     /// A message to match against the receiving shard's own subscribers.
     Publish(Arc<Message>),
     /// A message published before the sender learnt of the receiver's new route: deliver it only
     /// to subscriptions that were already active when it was published.
     Replay(Arc<Message>),
     /// A message for one member of a shared subscription group on the receiving shard.
-    SharedPublish {
-        /// The message.
-        msg: Arc<Message>,
-        /// The filter of the group (without `$share/group/`).
-        filter: ByteString,
-        /// The group name.
-        group: ByteString,
-    },
-    /// The sending shard now has subscribers for a filter; ack with `token`.
-    RouteAdd(Route, u64),
+    SharedPublish(Box<SharedPublish>),
+    /// The sending shard now has subscribers for a filter; ack with the token.
+    RouteAdd(Box<(Route, u64)>),
     /// The sending shard no longer has subscribers for a filter.
-    RouteRemove(Route),
-    /// Store (or clear, for an empty payload) a retained message owned by the receiver; ack with `token`.
-    Retain(Arc<Message>, u64),
+    RouteRemove(Box<Route>),
+    /// Store (or clear, for an empty payload) a retained message owned by the receiver; ack with the token.
+    Retain(Box<(Arc<Message>, u64)>),
     /// Send retained messages matching a filter to a session on the sending shard.
-    RetainedQuery(RetainedQuery),
+    RetainedQuery(Box<RetainedQuery>),
     /// Answer to a `RetainedQuery`.
-    RetainedReply(RetainedQuery, Vec<Arc<Message>>),
+    RetainedReply(Box<(RetainedQuery, Vec<Arc<Message>>)>),
+    /// A subscriber on the sending shard fell behind on messages from a publisher at home on the
+    /// receiving shard: hold that publisher until `Resume` (or the pacing limit).
+    Pace(Box<PaceSignal>),
+    /// The subscriber of an earlier `Pace` caught up (or went away).
+    Resume(Box<PaceSignal>),
     /// The request with this token was applied.
     Ack(u64),
+}
+
+impl ShardMsg {
+    /// The mesh lane this message travels on: forwarded publishes are data; everything others
+    /// wait for is control, so it never queues behind a congested data channel. Replays travel
+    /// with control so that they reach the subscriber's shard before the route's `Ack`.
+    pub fn lane(&self) -> Lane {
+        match self {
+            ShardMsg::Publish(_) | ShardMsg::SharedPublish(_) => Lane::Data,
+            _ => Lane::Control,
+        }
+    }
+}
+
+/// A connection handed to its home shard, with what the accepting shard learnt of it.
+pub struct Handoff {
+    /// The socket.
+    pub stream: DetachedStream,
+    /// Bytes read from it so far, CONNECT included.
+    pub bytes: Vec<u8>,
+}
+
+/// A message for one member of a shared subscription group.
+pub struct SharedPublish {
+    /// The message.
+    pub msg: Arc<Message>,
+    /// The filter of the group (without `$share/group/`).
+    pub filter: ByteString,
+    /// The group name.
+    pub group: ByteString,
+}
+
+/// Who holds whom for back-pressure across shards (see `pacing`).
+#[derive(Debug, Clone)]
+pub struct PaceSignal {
+    /// Tenant of both sessions.
+    pub tenant: ByteString,
+    /// The publisher's session, at home on the receiving shard.
+    pub publisher: Publisher,
+    /// The shard of the subscriber that fell behind.
+    pub sub_shard: usize,
+    /// The subscriber's session uid.
+    pub sub_uid: u64,
 }
 
 /// A route table change.
@@ -170,6 +208,9 @@ pub struct Shard {
     pub retained: RefCell<HashMap<ByteString, RetainedIndex<Arc<Message>>>>,
     /// All shards' counters.
     pub stats: Stats,
+    /// What this shard's sessions queue and drop; charged against this shard's share of
+    /// `limits.max_queued_bytes_total`.
+    pub ledger: Rc<Ledger>,
     /// Requests sent to other shards and not yet acknowledged: token → (acks missing, waiter).
     pub pending: RefCell<HashMap<u64, (usize, Notify)>>,
     next_uid: Cell<u64>,
@@ -177,8 +218,12 @@ pub struct Shard {
     /// Messages published here recently, with the shards they went to, so that a route that
     /// arrives late still gets the messages published after its subscription began.
     pub recent: RefCell<std::collections::VecDeque<(Arc<Message>, u64)>>,
-    /// Connected clients that fell behind during the current delivery, for back-pressure.
-    pub congested: RefCell<Vec<SessionRef>>,
+    /// Control messages that found their channel full, in order, for the outbox task.
+    outbox: RefCell<std::collections::VecDeque<(usize, ShardMsg)>>,
+    /// Wakes the outbox task.
+    outbox_ready: Notify,
+    /// The outbox task is sending a message it took out (later posts must queue behind it).
+    outbox_sending: Cell<bool>,
 }
 
 impl Shard {
@@ -187,6 +232,7 @@ impl Shard {
         Shard {
             id,
             n,
+            ledger: Rc::new(Ledger::new(config.limits.max_queued_bytes_total / n.max(1))),
             config,
             senders,
             sessions: RefCell::default(),
@@ -195,7 +241,9 @@ impl Shard {
             stats,
             pending: RefCell::default(),
             recent: RefCell::default(),
-            congested: RefCell::default(),
+            outbox: RefCell::default(),
+            outbox_ready: Notify::default(),
+            outbox_sending: Cell::new(false),
             next_uid: Cell::new(1),
             next_token: Cell::new(1),
         }
@@ -213,11 +261,46 @@ impl Shard {
         u
     }
 
-    /// Sends a message to another shard, waiting while its channel is full (back-pressure).
+    /// Sends a message to another shard on its lane, waiting while that channel is full
+    /// (back-pressure).
     pub async fn send_to(&self, shard: usize, msg: ShardMsg) {
         if let Some(senders) = &self.senders {
-            if senders.send_to(shard, msg).await.is_err() {
-                tracing::warn!(from = self.id, to = shard, "mesh channel closed");
+            let lane = msg.lane();
+            if senders.send_to(shard, lane, msg).await.is_err() {
+                tracing::debug!(from = self.id, to = shard, "mesh channel closed (shard stopping)");
+            }
+        }
+    }
+
+    /// Sends a control message without waiting, from code that must not wait (a mesh receive
+    /// task, a delivery). When the channel is full, or earlier posts still wait, it joins the
+    /// outbox, which keeps posts to a shard in order.
+    pub fn post(&self, shard: usize, msg: ShardMsg) {
+        let Some(senders) = &self.senders else { return };
+        let mut outbox = self.outbox.borrow_mut();
+        if outbox.is_empty() && !self.outbox_sending.get() {
+            match senders.try_send_to(shard, msg.lane(), msg) {
+                Ok(()) => return,
+                Err(GlommioError::WouldBlock(ResourceType::Channel(m))) => outbox.push_back((shard, m)),
+                Err(_) => return,
+            }
+        } else {
+            outbox.push_back((shard, msg));
+        }
+        self.outbox_ready.notify();
+    }
+
+    /// Drains the outbox forever: one task per shard, so that posts wait for room in order.
+    pub async fn run_outbox(&self) {
+        loop {
+            let next = self.outbox.borrow_mut().pop_front();
+            match next {
+                Some((shard, msg)) => {
+                    self.outbox_sending.set(true);
+                    self.send_to(shard, msg).await;
+                    self.outbox_sending.set(false);
+                }
+                None => self.outbox_ready.notified().await,
             }
         }
     }

@@ -61,6 +61,11 @@ pub fn split_shared(filter: &str) -> Option<(&str, &str)> {
     filter.strip_prefix(SHARE_PREFIX)?.split_once('/')
 }
 
+/// Number of levels of a topic name or filter (`a/b` has two, `a` and `/` one and two).
+pub fn levels(s: &str) -> usize {
+    s.bytes().filter(|b| *b == b'/').count() + 1
+}
+
 /// Whether a filter contains a `+` or `#` wildcard (and so can match more than one topic).
 pub fn has_wildcards(filter: &str) -> bool {
     filter.bytes().any(|b| b == b'+' || b == b'#')

@@ -6,7 +6,9 @@
 //! messages waiting for a free in-flight slot or for the client to come back (queued), and incoming
 //! QoS 2 packet ids not yet released.
 
+mod ledger;
 mod outbound;
+mod pacing;
 mod queue;
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +20,8 @@ use crate::broker::notify::Notify;
 use crate::protocol::{encode, encoded_len, LastWill, Packet, ProtocolVersion, SubOptions};
 
 pub use outbound::{Delivery, OutState};
+pub use ledger::{DropReason, Ledger};
+pub use pacing::Pacing;
 pub use queue::{Inflight, QueuedMessage};
 
 /// A subscription as the session remembers it (the filter string is the map key).
@@ -64,6 +68,11 @@ pub struct Session {
     pub conn: ConnState,
     /// Bytes encoded for the client, flushed by its connection task.
     pub out: BytesMut,
+    /// Bytes taken from `out` by the connection task and still being written: they count against
+    /// the output limit until the write completes.
+    writing: usize,
+    /// Back-pressure state, as a subscriber that fell behind and as a publisher held back.
+    pub pacing: Pacing,
     /// Wakes the connection task to flush `out` or to act on `kick`.
     pub notify: Notify,
     /// Set to a reason code when the connection must close (takeover, shutdown, error).
@@ -91,8 +100,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// A fresh, disconnected session.
-    pub fn new(uid: u64, tenant: ByteString, client_id: ByteString) -> Session {
+    /// A fresh, disconnected session whose queue charges the shard's `ledger`.
+    pub fn new(uid: u64, tenant: ByteString, client_id: ByteString, ledger: std::rc::Rc<Ledger>) -> Session {
         Session {
             uid,
             tenant,
@@ -107,10 +116,12 @@ impl Session {
                 problem_info: true,
             },
             out: BytesMut::new(),
+            writing: 0,
+            pacing: Pacing::default(),
             notify: Notify::default(),
             kick: None,
             subscriptions: HashMap::new(),
-            inflight: Inflight::default(),
+            inflight: Inflight::new(ledger),
             incoming_qos2: HashSet::new(),
             expiry_interval: 0,
             will: None,
@@ -133,6 +144,7 @@ impl Session {
         self.connected = true;
         self.conn = conn;
         self.out = BytesMut::new();
+        self.writing = 0;
         self.notify = Notify::default();
         self.in_aliases.clear();
         self.out_aliases.clear();
@@ -146,21 +158,47 @@ impl Session {
             return false;
         }
         let len = encoded_len(packet, self.conn.version);
-        if len > self.conn.max_packet_size as usize {
-            self.dropped += 1;
-            return false;
-        }
-        if encode(packet, self.conn.version, &mut self.out).is_err() {
-            self.dropped += 1;
+        if len > self.conn.max_packet_size as usize || encode(packet, self.conn.version, &mut self.out).is_err() {
+            self.drop_message(DropReason::TooLarge);
             return false;
         }
         self.notify.notify();
         true
     }
 
+    /// Takes what is buffered for the client to write it, leaving `spare` (an emptied buffer) in
+    /// its place; the bytes count as unsent until [`Session::wrote`].
+    pub fn take_output(&mut self, spare: BytesMut) -> BytesMut {
+        let out = std::mem::replace(&mut self.out, spare);
+        self.writing = out.len();
+        out
+    }
+
+    /// The write of what [`Session::take_output`] returned has completed.
+    pub fn wrote(&mut self) {
+        self.writing = 0;
+    }
+
+    /// Bytes encoded for the client and not yet written to its socket.
+    pub fn unsent(&self) -> usize {
+        self.out.len() + self.writing
+    }
+
+    /// Drops the connection's output state (it closed or is closing).
+    pub fn discard_output(&mut self) {
+        self.out = BytesMut::new();
+        self.writing = 0;
+    }
+
     /// Whether the connection has been silent past its keep alive [MQTT-3.1.2-24].
     pub fn keep_alive_expired(&self, now: std::time::Instant) -> bool {
         self.connected && self.keep_alive.is_some_and(|k| now.saturating_duration_since(self.last_rx) > k)
+    }
+
+    /// Counts a message (or packet) that could not be kept or sent.
+    pub fn drop_message(&mut self, reason: DropReason) {
+        self.dropped += 1;
+        self.inflight.ledger().count(reason);
     }
 
     /// Whether this session keeps state after its connection closes.

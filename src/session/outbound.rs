@@ -7,6 +7,7 @@ use crate::broker::message::Message;
 use crate::config::Limits;
 use crate::protocol::{encode_publish, Packet, PubResp, PublishParts, QoS};
 
+use super::ledger::DropReason;
 use super::queue::{OutFlight, QueuedMessage};
 use super::Session;
 
@@ -41,25 +42,26 @@ impl Session {
     /// let the queue overflow.
     pub fn deliver(&mut self, d: Delivery<'_>, limits: &Limits, now: Instant) -> bool {
         if d.msg.remaining_expiry(now).is_err() {
+            self.drop_message(DropReason::Expired);
             return false;
         }
         if d.qos == QoS::AtMostOnce {
             // QoS 0 is neither queued offline nor kept beyond the output buffer for a slow reader;
-            // from half a buffer on, publishers are paced so that it rarely comes to that.
-            if self.connected && self.out.len() < limits.max_output_buffer {
+            // from half a buffer on, publishers are paced (briefly) so that it rarely comes to that.
+            if self.connected && self.unsent() < limits.max_output_buffer {
                 self.write_publish(d.msg, QoS::AtMostOnce, d.retain, 0, false, d.sub_ids, now);
+            } else if self.connected {
+                self.drop_message(DropReason::SlowReader);
             } else {
-                self.dropped += 1;
+                self.drop_message(DropReason::Offline);
             }
             return self.is_congested(limits);
         }
         let item = QueuedMessage { msg: d.msg.clone(), qos: d.qos, retain: d.retain, sub_ids: d.sub_ids.to_vec() };
-        if self.connected && self.inflight.queue.is_empty() && self.window_has_room() {
+        if self.connected && self.inflight.queued() == 0 && self.window_has_room() {
             self.send_new(item, now);
-        } else if self.inflight.queue.len() < limits.max_queued {
-            self.inflight.queue.push_back(item);
-        } else {
-            self.dropped += 1;
+        } else if let Err(reason) = self.inflight.enqueue(item, limits) {
+            self.drop_message(reason);
         }
         self.is_congested(limits)
     }
@@ -68,15 +70,18 @@ impl Session {
     /// the back-pressure mark (half of `max_queued` / `max_output_buffer`).
     pub fn is_congested(&self, limits: &Limits) -> bool {
         self.connected
-            && (self.inflight.queue.len() >= (limits.max_queued / 2).max(1)
-                || self.out.len() >= limits.max_output_buffer / 2)
+            && (self.inflight.queued() >= (limits.max_queued / 2).max(1)
+                || self.inflight.queued_bytes() >= limits.max_queued_bytes / 2
+                || self.unsent() >= limits.max_output_buffer / 2)
     }
 
     /// Whether a congested client has caught up (queue and unsent output below a quarter of their
     /// limits), or is gone (an offline session just queues, up to the limit).
     pub fn has_caught_up(&self, limits: &Limits) -> bool {
         !self.connected
-            || (self.inflight.queue.len() < (limits.max_queued / 4).max(1) && self.out.len() < limits.max_output_buffer / 4)
+            || (self.inflight.queued() < (limits.max_queued / 4).max(1)
+                && self.inflight.queued_bytes() < limits.max_queued_bytes / 4
+                && self.unsent() < limits.max_output_buffer / 4)
     }
 
     fn window_has_room(&self) -> bool {
@@ -94,8 +99,9 @@ impl Session {
     /// Moves queued messages into the window while it has room.
     pub fn pump(&mut self, now: Instant) {
         while self.connected && self.window_has_room() {
-            let Some(item) = self.inflight.queue.pop_front() else { break };
+            let Some(item) = self.inflight.dequeue() else { break };
             if item.msg.remaining_expiry(now).is_err() {
+                self.drop_message(DropReason::Expired);
                 continue;
             }
             self.send_new(item, now);
@@ -215,7 +221,7 @@ impl Session {
             Err(_) => {
                 // Too large for the client [MQTT-3.1.2-25]: not sent, and the alias it would have
                 // introduced is forgotten so a later message establishes it.
-                self.dropped += 1;
+                self.drop_message(DropReason::TooLarge);
                 if new_alias {
                     self.out_aliases.remove(&msg.topic);
                 }
