@@ -67,11 +67,16 @@ impl Broker {
     /// Starts one broker on a fresh port and waits up to `ready_within` for it to accept TCP; on
     /// failure the process is killed and the error carries its log.
     pub fn start_once(config: Option<&str>, ready_within: Duration) -> Result<Broker, String> {
+        Broker::start_with_args(config, &["--shards", &SHARDS.to_string()], ready_within)
+    }
+
+    /// Like [`Broker::start_once`] with these command-line arguments instead of `--shards 2`.
+    pub fn start_with_args(config: Option<&str>, args: &[&str], ready_within: Duration) -> Result<Broker, String> {
         // The port is free when we look, but another process may take it before the broker binds
         // (the broker then refuses to start, naming the address): only that case is retried.
         let mut last = String::new();
         for _ in 0..4 {
-            match Broker::start_on_free_port(config, ready_within) {
+            match Broker::start_on_free_port(config, args, ready_within) {
                 Err(e) if e.contains("Address already in use") => last = e,
                 other => return other,
             }
@@ -79,7 +84,7 @@ impl Broker {
         Err(last)
     }
 
-    fn start_on_free_port(config: Option<&str>, ready_within: Duration) -> Result<Broker, String> {
+    fn start_on_free_port(config: Option<&str>, args: &[&str], ready_within: Duration) -> Result<Broker, String> {
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("it-{}-{}", std::process::id(), n));
         let _ = std::fs::remove_dir_all(&dir);
@@ -98,7 +103,7 @@ impl Broker {
         let log = dir.join("broker.log");
         let port = free_port();
         let mut cmd = Command::new(&bin);
-        cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--shards").arg(SHARDS.to_string());
+        cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).args(args);
         if config.is_some() {
             cmd.arg("--config").arg(&cfg_path);
         }
@@ -170,6 +175,42 @@ impl Broker {
     /// The broker's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The broker's resident memory in bytes (VmRSS).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// The latest value of a `$SYS/broker/...` topic (`name` without the prefix) that satisfies
+    /// `want`, waiting up to `wait` for updates (the broker needs a small `sys_interval`).
+    pub async fn sys_value(&self, name: &str, wait: Duration, want: impl Fn(u64) -> bool) -> u64 {
+        let topic = format!("$SYS/broker/{name}");
+        let mut c = Client::connect(self.port, Opts::new(Ver::V311, &uniq("sysmon"))).await;
+        c.sub(&topic, 0).await;
+        let deadline = Instant::now() + wait;
+        let mut last = None;
+        while Instant::now() < deadline {
+            let Some(m) = c.next_msg(deadline.saturating_duration_since(Instant::now())).await else { break };
+            if m.topic == topic {
+                let v: u64 = String::from_utf8_lossy(&m.payload).parse().unwrap_or_else(|_| panic!("{topic} is not a number"));
+                if want(v) {
+                    return v;
+                }
+                last = Some(v);
+            }
+        }
+        panic!("{topic}: no wanted value within {wait:?}; last seen {last:?}")
     }
 
     /// Whether the process is still running.
@@ -771,6 +812,24 @@ impl Client {
             .await
             .expect("TCP connect timed out")
             .expect("TCP connect failed");
+        Client::open_on(stream, ver)
+    }
+
+    /// Connects with a tiny socket receive buffer and asserts CONNACK success: a client that
+    /// then stops reading backs up into the broker after a few KiB.
+    pub async fn connect_small_rcvbuf(port: u16, opts: Opts) -> Client {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = timeout(WAIT, sock.connect(([127, 0, 0, 1], port).into())).await.expect("TCP connect timed out").expect("TCP connect failed");
+        let mut c = Client::open_on(stream, opts.ver);
+        c.send_raw(&opts.encode()).await;
+        match c.recv(WAIT).await {
+            Ok(Pkt::ConnAck { code: 0, .. }) => c,
+            other => panic!("CONNACK for {} expected, got {other:?}", opts.client_id),
+        }
+    }
+
+    fn open_on(stream: TcpStream, ver: Ver) -> Client {
         stream.set_nodelay(true).ok();
         Client {
             ver,
@@ -783,6 +842,19 @@ impl Client {
             connack_props: Props::default(),
             auto_ack: true,
             closed: false,
+        }
+    }
+
+    /// Writes `count` QoS 0 PUBLISHes in batches without reading anything back; returns once all
+    /// are written (a paced client waits here).
+    pub async fn flood_qos0(&mut self, topic: &str, payload: &[u8], count: usize) {
+        let one = self.publish_bytes(topic, payload, 0, false, false, 0, &[]);
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 64).collect();
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(64);
+            self.send_raw(&batch[..one.len() * n]).await;
+            left -= n;
         }
     }
 
@@ -807,6 +879,11 @@ impl Client {
             Err(End::Closed) => (c, None),
             Err(End::Timeout) => panic!("no CONNACK within {WAIT:?}"),
         }
+    }
+
+    /// The socket, for tests that drive it themselves.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
     }
 
     /// Writes bytes as they are.

@@ -1,0 +1,71 @@
+//! How many shards one process runs: no more than the CPUs unless asked to oversubscribe, a
+//! small idle footprint per shard, and a start and a stop that stay fast at the maximum.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MIB: u64 = 1024 * 1024;
+
+#[test]
+fn more_shards_than_cpus_are_refused_without_oversubscribe() {
+    let cpus = ratatosk_shards::allowed_cpus().len();
+    let out = Command::new(env!("CARGO_BIN_EXE_ratatosk"))
+        .args(["--listen", "127.0.0.1:0", "--shards", &(cpus + 1).to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ratatosk");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`shards`") && err.contains("--oversubscribe"), "the refusal should name the key and the way out: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_idle_shards_stay_under_128_mib_and_stop_at_once() {
+    let mut b = Broker::start_with_args(None, &["--shards", "64", "--oversubscribe"], Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    // Clients on several shards, then idle again.
+    b.assert_serving().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = b.rss();
+    assert!(rss < 128 * MIB, "64 idle shards use {} MiB", rss / MIB);
+    let t0 = Instant::now();
+    let status = b.terminate(Duration::from_secs(5)).expect("64 shards did not stop within 5 s of SIGTERM");
+    assert!(status.success(), "exit status {status} after {:?}", t0.elapsed());
+}
+
+/// Whether this process may lock what `shards` shards need (root is not charged).
+fn memlock_allows(shards: u64) -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/geteuid fill or return plain values.
+    let (ok, root) = unsafe { (libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0, libc::geteuid() == 0) };
+    // The broker raises its soft limit to the hard one.
+    root || !ok || lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_max >= shards * 128 * 1024
+}
+
+#[test]
+fn the_most_shards_allowed_start_and_stop_or_are_refused_for_locked_memory() {
+    let max = ratatosk::config::MAX_OVERSUBSCRIBED_SHARDS.max(ratatosk_shards::allowed_cpus().len());
+    let args = ["--shards", &max.to_string(), "--oversubscribe"];
+    if memlock_allows(max as u64) {
+        let mut b = Broker::start_with_args(None, &args, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+        let status = b.terminate(Duration::from_secs(10)).expect("did not stop within 10 s of SIGTERM");
+        assert!(status.success(), "exit status {status}");
+    } else {
+        let out = Command::new(env!("CARGO_BIN_EXE_ratatosk")).args(["--listen", "127.0.0.1:0"]).args(args).output().expect("run ratatosk");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("ulimit -l"), "{err}");
+    }
+}
+
+#[test]
+fn one_shard_past_the_maximum_is_refused() {
+    let max = ratatosk::config::MAX_OVERSUBSCRIBED_SHARDS.max(ratatosk_shards::allowed_cpus().len());
+    let out = Command::new(env!("CARGO_BIN_EXE_ratatosk"))
+        .args(["--listen", "127.0.0.1:0", "--oversubscribe", "--shards", &(max + 1).to_string()])
+        .output()
+        .expect("run ratatosk");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
