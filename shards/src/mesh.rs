@@ -113,11 +113,13 @@ impl<T: Send + 'static> MeshEnds<T> {
             .into_iter()
             .map(|r| r.map(|r| (glommio::spawn_local(r.control.connect()), glommio::spawn_local(r.data.connect()))))
             .collect();
-        // A reactor that wakes re-checks its shared channels; while connecting, a short ticker
-        // keeps it waking so that a missed cross-thread wake-up costs milliseconds, not seconds.
+        // A reactor re-checks its shared channels each time it polls for I/O. While connecting,
+        // it must not go to sleep at all: with hundreds of shards on a few cores, one in a few
+        // starts left a shard asleep for good, its timers never firing and the peers' hand-shake
+        // never seen (glommio's sleep, not ours). A task that always yields keeps it polling.
         let ticker = glommio::spawn_local(async {
             loop {
-                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+                futures_lite::future::yield_now().await;
             }
         });
         let mut mesh = Mesh { senders: Vec::new(), receivers: Vec::new() };
