@@ -9,6 +9,7 @@ mod addressing;
 mod latch;
 mod memlock;
 mod mesh;
+mod nudge;
 mod runtime;
 
 pub use addressing::{home_shard, shard_of};

@@ -102,6 +102,8 @@ pub struct PeerReceivers<T: Send + 'static> {
 impl<T: Send + 'static> MeshEnds<T> {
     /// Connects every end inside the current executor. All connections proceed concurrently: a
     /// sender's connect completes when the peer connects the receiving end, whatever the order.
+    /// The peers' progress is seen only when this executor polls, so the caller keeps it awake
+    /// meanwhile (see `nudge`).
     pub async fn connect(self) -> Mesh<T> {
         let senders: Vec<_> = self
             .senders
@@ -113,15 +115,6 @@ impl<T: Send + 'static> MeshEnds<T> {
             .into_iter()
             .map(|r| r.map(|r| (glommio::spawn_local(r.control.connect()), glommio::spawn_local(r.data.connect()))))
             .collect();
-        // A reactor re-checks its shared channels each time it polls for I/O. While connecting,
-        // it must not go to sleep at all: with hundreds of shards on a few cores, one in a few
-        // starts left a shard asleep for good, its timers never firing and the peers' hand-shake
-        // never seen (glommio's sleep, not ours). A task that always yields keeps it polling.
-        let ticker = glommio::spawn_local(async {
-            loop {
-                futures_lite::future::yield_now().await;
-            }
-        });
         let mut mesh = Mesh { senders: Vec::new(), receivers: Vec::new() };
         for s in senders {
             mesh.senders.push(match s {
@@ -135,7 +128,6 @@ impl<T: Send + 'static> MeshEnds<T> {
                 None => None,
             });
         }
-        drop(ticker);
         mesh
     }
 }

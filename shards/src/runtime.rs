@@ -7,10 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::mesh::{full_mesh, LaneCapacity, Mesh, MeshEnds};
+use crate::nudge::Nudger;
 use glommio::{LocalExecutorBuilder, Placement};
 
 /// Below this soft memlock limit glommio refuses to start its rings.
 const MIN_MEMLOCK: u64 = 512 * 1024;
+
+/// How often the starting thread wakes the shards while they join the mesh.
+const NUDGE_EVERY: Duration = Duration::from_millis(2);
 
 /// Registered I/O memory per shard: glommio's minimum.
 const IO_MEMORY: usize = 64 * 1024;
@@ -130,6 +134,8 @@ where
     let ends = std::sync::Arc::new(ends);
     let connected = std::sync::Arc::new(AtomicUsize::new(0));
     let all_connected = std::sync::Arc::new(crate::Latch::default());
+    let nudger = std::sync::Arc::new(Nudger::new(n));
+    let ended = std::sync::Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(n);
     for id in 0..n {
         let placement = match (config.pin, cpus.is_empty()) {
@@ -150,13 +156,25 @@ where
         let ends = ends.clone();
         let connected = connected.clone();
         let all_connected = all_connected.clone();
+        let nudger = nudger.clone();
+        let ended = Ended(ended.clone());
         let handle = builder
             .spawn(move || async move {
+                let _ended = ended;
                 let mine = ends.get(id).and_then(|slot| slot.lock().ok().and_then(|mut e| e.take()));
+                // Until this shard is connected, a task waits for the starting thread's nudges, so
+                // that each nudge gets this executor polling again (see `nudge`).
+                let awake = nudger.clone();
+                let nudged = glommio::spawn_local(async move {
+                    loop {
+                        awake.nudged(id).await;
+                    }
+                });
                 let mesh = match mine {
                     Some(e) => Some(e.connect().await),
                     None => None,
                 };
+                drop(nudged);
                 // No shard starts (and so none can stop and drop its ends) before every shard has
                 // connected: a peer that went away mid-handshake would leave the others waiting
                 // for it forever.
@@ -169,6 +187,12 @@ where
             .map_err(|e| RuntimeError::Spawn { shard: id, source: map_err(e) })?;
         handles.push(handle);
     }
+    // Bounded by the shards' progress: every shard connects, or one ends (a panic) and start-up
+    // has failed.
+    while !all_connected.is_open() && ended.load(Ordering::Acquire) == 0 {
+        std::thread::sleep(NUDGE_EVERY);
+        nudger.nudge_all();
+    }
     let mut result = Ok(());
     for (id, h) in handles.into_iter().enumerate() {
         if h.join().is_err() && result.is_ok() {
@@ -176,6 +200,15 @@ where
         }
     }
     result
+}
+
+/// Counts a shard's future as ended when dropped, also when it panics.
+struct Ended(std::sync::Arc<AtomicUsize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 fn raise_memlock_limit_checked() -> Result<u64, RuntimeError> {
