@@ -3,6 +3,7 @@
 //! Created once per incoming PUBLISH and shared by `Arc` between every shard and session that
 //! delivers it, so the payload is never copied per subscriber.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -36,6 +37,15 @@ pub struct Message {
     /// When its PUBLISH reached the broker (kernel receive time, ns since the epoch); orders it
     /// against subscriptions made on other shards.
     pub arrived_ns: u64,
+    /// The copy made for keeping (see [`Message::for_keeping`]), made once and shared.
+    pub kept: KeptCopy,
+}
+
+/// A message's copy for keeping, or the mark that the message is such a copy already.
+#[derive(Debug, Default)]
+pub struct KeptCopy {
+    copy: std::sync::OnceLock<Arc<Message>>,
+    is_copy: bool,
 }
 
 impl Message {
@@ -58,7 +68,48 @@ impl Message {
             props.subscription_identifiers.clear();
             Box::new(props)
         });
-        Message { tenant, topic, payload: std::mem::take(&mut p.payload), qos: p.qos, retain: p.retain, properties, expires_at, origin, published_at: now, arrived_ns }
+        Message {
+            tenant,
+            topic,
+            payload: std::mem::take(&mut p.payload),
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            expires_at,
+            origin,
+            published_at: now,
+            arrived_ns,
+            kept: KeptCopy::default(),
+        }
+    }
+
+    /// The message as it should be kept for long (queued, retained): payload and topic in
+    /// allocations of their own. A message decoded from a read buffer shares that buffer, often
+    /// 64 KiB, so a small message kept as it is would pin all of it, and the bytes counted
+    /// against the queue limits would not be the bytes held. The copy is made once per message
+    /// and shared by every session and shard that keeps it.
+    pub fn for_keeping(self: &Arc<Self>) -> Arc<Message> {
+        if self.kept.is_copy {
+            return self.clone();
+        }
+        self.kept
+            .copy
+            .get_or_init(|| {
+                Arc::new(Message {
+                    tenant: self.tenant.clone(),
+                    topic: ByteString::from(&*self.topic),
+                    payload: Bytes::copy_from_slice(&self.payload),
+                    qos: self.qos,
+                    retain: self.retain,
+                    properties: self.properties.clone(),
+                    expires_at: self.expires_at,
+                    origin: self.origin.clone(),
+                    published_at: self.published_at,
+                    arrived_ns: self.arrived_ns,
+                    kept: KeptCopy { copy: std::sync::OnceLock::new(), is_copy: true },
+                })
+            })
+            .clone()
     }
 
     /// Seconds of life left, `None` for no expiry, `Some(0)`-free: an expired message returns `Err`.
@@ -95,3 +146,31 @@ impl Publisher {
 /// The message's expiry interval has passed; it must not be delivered [MQTT-3.3.2-5].
 #[derive(Debug, Clone, Copy)]
 pub struct Expired;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_for_keeping_is_made_once_and_owns_its_bytes() {
+        // A small payload cut out of a large read buffer, as the decoder makes it.
+        let buffer = Bytes::from(vec![7u8; 64 * 1024]);
+        let p = Box::new(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "a/b".into(),
+            packet_id: 1,
+            payload: buffer.slice(100..116),
+            properties: Properties::default(),
+        });
+        let origin = Publisher::unpaced("c".into(), 0);
+        let msg = Arc::new(Message::from_publish("t".into(), origin, "a/b".into(), p, Instant::now(), 0));
+        let kept = msg.for_keeping();
+        assert!(Arc::ptr_eq(&kept, &msg.for_keeping()), "one copy per message");
+        assert!(Arc::ptr_eq(&kept, &kept.for_keeping()), "a copy is kept as it is");
+        assert_eq!(kept.payload, msg.payload);
+        assert_ne!(kept.payload.as_ptr(), msg.payload.as_ptr(), "the copy has a buffer of its own");
+        assert_eq!(&*kept.topic, "a/b");
+    }
+}

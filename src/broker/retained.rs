@@ -37,7 +37,7 @@ impl Shard {
             if index.remove(&msg.topic).is_some() {
                 ShardCounters::sub(&c.retained, 1);
             }
-        } else if index.insert(&msg.topic.clone(), msg).is_none() {
+        } else if index.insert(&msg.topic.clone(), msg.for_keeping()).is_none() {
             ShardCounters::add(&c.retained, 1);
         }
     }

@@ -22,6 +22,9 @@ use crate::protocol::QoS;
 const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
 /// At most this many messages are kept for replay.
 const REPLAY_MAX: usize = 4096;
+/// At most this many payload bytes are kept for replay (per shard): large messages published in
+/// a burst would otherwise keep up to `REPLAY_MAX` × the packet limit in memory.
+const REPLAY_MAX_BYTES: usize = 4 * 1024 * 1024;
 use crate::session::Delivery;
 
 /// One session's share of a message: matching subscriptions merged.
@@ -172,17 +175,26 @@ impl Shard {
         }
     }
 
-    /// Keeps a published message for `REPLAY_WINDOW` with the set of shards it went to.
+    /// Keeps a published message for `REPLAY_WINDOW` with the set of shards it went to, within
+    /// `REPLAY_MAX` messages and `REPLAY_MAX_BYTES` bytes (a message larger than that is not kept).
     fn remember(&self, msg: &Arc<Message>, sent_mask: u64) {
-        if self.n < 2 || self.n > 64 {
+        if self.n < 2 || self.n > 64 || msg.payload.len() > REPLAY_MAX_BYTES {
             return;
         }
         let mut recent = self.recent.borrow_mut();
         let now = msg.published_at;
-        while recent.front().is_some_and(|(m, _)| now.saturating_duration_since(m.published_at) > REPLAY_WINDOW) || recent.len() >= REPLAY_MAX {
-            recent.pop_front();
+        let mut bytes = self.recent_bytes.get();
+        while recent.front().is_some_and(|(m, _)| now.saturating_duration_since(m.published_at) > REPLAY_WINDOW)
+            || recent.len() >= REPLAY_MAX
+            || bytes + msg.payload.len() > REPLAY_MAX_BYTES
+        {
+            match recent.pop_front() {
+                Some((old, _)) => bytes -= old.payload.len(),
+                None => break,
+            }
         }
         recent.push_back((msg.clone(), sent_mask));
+        self.recent_bytes.set(bytes + msg.payload.len());
     }
 
     /// Recent messages that match a route another shard just announced and were not sent there.

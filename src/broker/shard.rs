@@ -218,6 +218,8 @@ pub struct Shard {
     /// Messages published here recently, with the shards they went to, so that a route that
     /// arrives late still gets the messages published after its subscription began.
     pub recent: RefCell<std::collections::VecDeque<(Arc<Message>, u64)>>,
+    /// Payload bytes held in `recent`.
+    pub recent_bytes: Cell<usize>,
     /// Control messages that found their channel full, in order, for the outbox task.
     outbox: RefCell<std::collections::VecDeque<(usize, ShardMsg)>>,
     /// Wakes the outbox task.
@@ -241,6 +243,7 @@ impl Shard {
             stats,
             pending: RefCell::default(),
             recent: RefCell::default(),
+            recent_bytes: Cell::new(0),
             outbox: RefCell::default(),
             outbox_ready: Notify::default(),
             outbox_sending: Cell::new(false),

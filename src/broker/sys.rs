@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use super::message::{Message, Publisher};
+use super::message::{KeptCopy, Message, Publisher};
 use super::shard::Shard;
 use super::stats::ShardCounters;
 use super::DEFAULT_TENANT;
@@ -64,6 +64,7 @@ pub async fn publish_loop(shard: Rc<Shard>) {
                 origin: Publisher::unpaced(ByteString::from_static("$SYS"), shard.id),
                 published_at: std::time::Instant::now(),
                 arrived_ns: ratatosk_io::realtime_ns(),
+                kept: KeptCopy::default(),
             };
             shard.publish(Arc::new(msg)).await;
         }

@@ -105,7 +105,7 @@ impl Inflight {
 
     /// Queues a message behind the others, unless that would pass the session's message or byte
     /// limit or the shard's byte budget (checked before anything is kept).
-    pub fn enqueue(&mut self, item: QueuedMessage, limits: &Limits) -> Result<(), DropReason> {
+    pub fn enqueue(&mut self, mut item: QueuedMessage, limits: &Limits) -> Result<(), DropReason> {
         let cost = item.cost();
         if self.queue.len() >= limits.max_queued {
             return Err(DropReason::QueueFull);
@@ -116,6 +116,8 @@ impl Inflight {
         if !self.ledger.reserve(cost) {
             return Err(DropReason::BrokerBytes);
         }
+        // What is counted is what is held: the queued message gets buffers of its own.
+        item.msg = item.msg.for_keeping();
         self.queued_bytes += cost;
         self.queue.push_back(item);
         Ok(())
@@ -173,6 +175,7 @@ mod tests {
             origin: crate::broker::message::Publisher::unpaced("c".into(), 0),
             published_at: std::time::Instant::now(),
             arrived_ns: 0,
+            kept: Default::default(),
         });
         let item = QueuedMessage { msg, qos: QoS::AtLeastOnce, retain: false, sub_ids: vec![] };
         f.window.push_back(OutFlight { pid: 1, item, state: OutState::AwaitPubAck });
@@ -192,6 +195,7 @@ mod tests {
             origin: crate::broker::message::Publisher::unpaced("c".into(), 0),
             published_at: std::time::Instant::now(),
             arrived_ns: 0,
+            kept: Default::default(),
         });
         QueuedMessage { msg, qos: QoS::AtLeastOnce, retain: false, sub_ids: vec![] }
     }
