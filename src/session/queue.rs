@@ -164,20 +164,7 @@ mod tests {
     fn packet_ids_skip_zero_and_ids_in_use_mqtt_2_2_1_3() {
         let mut f = Inflight::default();
         f.last_pid = u16::MAX - 1;
-        let msg = Arc::new(Message {
-            tenant: "t".into(),
-            topic: "a".into(),
-            payload: bytes::Bytes::new(),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            properties: None,
-            expires_at: None,
-            origin: crate::broker::message::Publisher::unpaced("c".into(), 0),
-            published_at: std::time::Instant::now(),
-            arrived_ns: 0,
-            kept: Default::default(),
-        });
-        let item = QueuedMessage { msg, qos: QoS::AtLeastOnce, retain: false, sub_ids: vec![] };
+        let item = item(0);
         f.window.push_back(OutFlight { pid: 1, item, state: OutState::AwaitPubAck });
         assert_eq!(f.next_pid(), u16::MAX);
         assert_eq!(f.next_pid(), 2);
