@@ -170,7 +170,7 @@ impl Config {
                 problem: format!("{n} shards but this process may use only {cpus} CPUs; run at most {cpus}, or pass --oversubscribe to share cores"),
             });
         }
-        let max = cpus.max(MAX_OVERSUBSCRIBED_SHARDS).min(MAX_SHARDS);
+        let max = cpus.clamp(MAX_OVERSUBSCRIBED_SHARDS, MAX_SHARDS);
         if n > max {
             return Err(ConfigError::Invalid { key: "shards", problem: format!("{n} shards is more than the {max} one process runs on this host") });
         }

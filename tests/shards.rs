@@ -12,11 +12,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// The oversubscribed brokers here put up to 256 shard threads on a 2-core machine; two at once
 /// (320 threads) is a test of the kernel's scheduler, not of start-up: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[test]
 fn more_shards_than_cpus_are_refused_without_oversubscribe() {
@@ -33,7 +29,7 @@ fn more_shards_than_cpus_are_refused_without_oversubscribe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_idle_shards_stay_under_128_mib_and_stop_at_once() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let mut b = Broker::start_with_args(None, &["--shards", "64", "--oversubscribe"], Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
     // Clients on several shards, then idle again.
     b.assert_serving().await;
@@ -56,7 +52,7 @@ fn memlock_allows(shards: u64) -> bool {
 
 #[test]
 fn the_most_shards_allowed_start_and_stop_or_are_refused_for_locked_memory() {
-    let _serial = serial();
+    let _serial = SERIAL.blocking_lock();
     let max = ratatosk::config::MAX_OVERSUBSCRIBED_SHARDS.max(ratatosk_shards::allowed_cpus().len());
     let args = ["--shards", &max.to_string(), "--oversubscribe"];
     if memlock_allows(max as u64) {
