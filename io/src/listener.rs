@@ -58,8 +58,9 @@ impl Listener {
         let err = |source| ListenerError::Bind { addr, source };
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
         sock.set_reuse_address(true).map_err(err)?;
+        // Bound but never listening: a client that connects meanwhile is refused rather than
+        // accepted by this probe and then reset when it closes (before the shards listen).
         sock.bind(&addr.into()).map_err(err)?;
-        sock.listen(1).map_err(err)?;
         let local = sock.local_addr().map_err(err)?;
         Ok(local.as_socket().unwrap_or(addr))
     }
