@@ -149,13 +149,12 @@ async fn publish(ctx: &mut Ctx, mut p: Box<Publish>) -> Flow {
                 QoS::AtLeastOnce => {
                     s.send(&Packet::PubAck(ack));
                 }
-                QoS::ExactlyOnce if code == reason::SUCCESS => {
-                    // A 3.x flow still ends with PUBREL/PUBCOMP; remember the id so that flow
-                    // completes normally.
-                    s.incoming_qos2.insert(p.packet_id);
-                    s.send(&Packet::PubRec(ack));
-                }
                 QoS::ExactlyOnce => {
+                    if code == reason::SUCCESS {
+                        // A 3.x flow still ends with PUBREL/PUBCOMP; remember the id so that
+                        // flow completes normally.
+                        s.incoming_qos2.insert(p.packet_id);
+                    }
                     s.send(&Packet::PubRec(ack));
                 }
             }
