@@ -67,7 +67,8 @@ pub struct Limits {
     /// Largest keep alive accepted, in seconds; larger requests are lowered to this and announced
     /// as the v5 server keep alive (default 3600). 3.x clients asking for more are refused.
     pub max_keepalive: u16,
-    /// Largest packet accepted from a client, in bytes (default 1 MiB; at most 268435460).
+    /// Largest packet accepted from a client, in bytes (default 16 MiB, so a 1 MiB or even a
+    /// 15 MiB payload is accepted as Mosquitto accepts it; at most 268435460).
     pub max_packet_size: u32,
     /// Outgoing QoS 1/2 messages in flight per session, unacknowledged (default 64).
     pub max_inflight: u16,
@@ -82,8 +83,9 @@ pub struct Limits {
     /// 1000). From half full, publishers to a connected subscriber are paced; when full, the newest
     /// message is dropped.
     pub max_queued: usize,
-    /// Bytes queued per session (default 16 MiB), counting payload, topic and a fixed overhead
-    /// per message; past it the newest message is dropped and counted.
+    /// Bytes queued per session (default 64 MiB, room for several messages of the largest
+    /// packet size), counting payload, topic and a fixed overhead per message; past it the newest
+    /// message is dropped and counted.
     pub max_queued_bytes: usize,
     /// Bytes queued by all sessions of the broker together (default 1 GiB), split evenly across
     /// the shards; past a shard's share the newest message is dropped and counted.
@@ -93,7 +95,8 @@ pub struct Limits {
     /// A subscriber still behind after this long no longer holds anyone and pays alone (QoS 0
     /// dropped, QoS 1/2 queued up to `max_queued`) until it has caught up.
     pub max_pace_ms: u64,
-    /// Subscriptions per session (default 100).
+    /// Subscriptions per session (default 10000: gateways and dashboards subscribe to hundreds
+    /// of topics; the bound keeps one session's index within `max_topic_length` × this).
     pub max_subscriptions: usize,
     /// Topic aliases a v5 client may use towards us (default 64).
     pub topic_alias_maximum: u16,
@@ -132,15 +135,15 @@ impl Default for Limits {
         Limits {
             connect_timeout: 10,
             max_keepalive: 3600,
-            max_packet_size: 1024 * 1024,
+            max_packet_size: 16 * 1024 * 1024,
             max_inflight: 64,
             receive_maximum: 64,
             max_unreleased_qos2: 4096,
             max_queued: 1000,
-            max_queued_bytes: 16 * 1024 * 1024,
+            max_queued_bytes: 64 * 1024 * 1024,
             max_queued_bytes_total: 1024 * 1024 * 1024,
             max_pace_ms: 500,
-            max_subscriptions: 100,
+            max_subscriptions: 10_000,
             topic_alias_maximum: 64,
             max_output_buffer: 4 * 1024 * 1024,
             max_connections: 100_000,

@@ -95,7 +95,7 @@ async fn fill_offline_sessions(b: &Broker, prefix: &str, count: usize, size: usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_queues_are_bounded_in_bytes_per_session() {
-    let mut b = Broker::with_config("sys_interval = 1\n");
+    let mut b = Broker::with_config("sys_interval = 1\n[limits]\nmax_queued_bytes = 16777216\n");
     let before = b.rss();
     // 4 sessions × 1,000 × 128 KiB would be 500 MiB; each session keeps 16 MiB.
     let ids = fill_offline_sessions(&b, "offline", 1000, 128 * 1024).await;
