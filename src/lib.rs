@@ -1,10 +1,15 @@
 //! ratatosk: a thread-per-core, multi-tenant MQTT broker.
 //!
-//! `protocol` is the pure MQTT codec (also used by the load tool); `router` holds the topic
-//! structures; `session` the per-client state; `broker` wires them onto shards.
+//! The library exports what the `ratatosk` binary and the load tool use: the MQTT codec
+//! ([`protocol`]), the configuration ([`config`]) and [`run`]. Everything else is internal; the
+//! layers are described in `ARCHITECTURE.md`.
 
-pub mod broker;
+mod broker;
 pub mod config;
 pub mod protocol;
-pub mod router;
-pub mod session;
+mod router;
+mod session;
+mod store;
+mod tenant;
+
+pub use broker::{run, BrokerError};

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         eprintln!("ratatosk: cannot install signal handling: {e}");
         return ExitCode::FAILURE;
     }
-    match ratatosk::broker::run(config, stop) {
+    match ratatosk::run(config, stop) {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

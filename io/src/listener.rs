@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::os::fd::{FromRawFd, IntoRawFd};
 
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Pending-connection queue per shard; large enough for connection storms from load tools.
@@ -80,7 +80,7 @@ impl Listener {
     /// Running out of descriptors (EMFILE/ENFILE) is logged once, counted, and retried after a short
     /// pause, so the listener resumes by itself once descriptors free up. Other transient errors
     /// (a peer that reset before accept) are skipped.
-    pub async fn accept(&self) -> TcpStream {
+    pub async fn accept(&self) -> crate::TcpTransport {
         loop {
             match self.inner.accept().await {
                 Ok(s) => {
@@ -88,7 +88,7 @@ impl Listener {
                     if let Err(e) = crate::enable_rx_timestamps(&s) {
                         tracing::debug!(error = %e, "no receive timestamps on this socket");
                     }
-                    return s;
+                    return crate::TcpTransport::new(s);
                 }
                 Err(e) => {
                     let err = to_io(e);

@@ -11,9 +11,11 @@ mod memlock;
 mod mesh;
 mod nudge;
 mod runtime;
+mod shard_set;
 
-pub use addressing::{home_shard, shard_of};
+pub use addressing::{home_shard, partition_of, Partition, Placement, PlacementError, DEFAULT_PARTITIONS};
 pub use latch::{Latch, Opened};
 pub use memlock::raise_memlock_limit;
 pub use mesh::{Lane, LaneCapacity, Mesh, PeerReceivers};
 pub use runtime::{allowed_cpus, run_shards, RuntimeError, ShardConfig, ShardContext};
+pub use shard_set::ShardSet;

@@ -1,19 +1,32 @@
 //! The broker: shards, connections, sessions and routing wired together.
 //!
-//! `run` starts one shard per configured core. Each shard binds every listener (SO_REUSEPORT),
-//! accepts connections, hands each to its client's home shard, and routes messages over the mesh.
+//! `run` starts one shard per configured core. Each shard restores what its stores kept, binds
+//! every listener (SO_REUSEPORT), admits the connections it accepts, hands each to its client's
+//! home shard, and routes messages over the mesh. The path of a connection is
+//! `admission` → (hand-off) → `attach` → `connection`; the path of a message is `handlers` →
+//! `fanout` (a plan from `routes`) → sessions, here and on other shards (`mesh`).
 
+mod admission;
+mod announce;
+mod attach;
+mod client;
+mod clients;
 mod connection;
+mod fanout;
 mod handlers;
+mod hold;
 mod lifecycle;
+mod link;
 mod mesh;
-pub mod message;
-pub mod notify;
+mod notify;
 mod pacing;
+mod peers;
+mod replay;
+mod restore;
 mod retained;
-mod routing;
-pub mod shard;
-pub mod stats;
+mod routes;
+mod shard;
+mod stats;
 mod sys;
 
 use std::rc::Rc;
@@ -22,14 +35,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ratatosk_io::Listener;
-use ratatosk_shards::{run_shards, ShardConfig, ShardContext, Latch};
+use ratatosk_shards::{run_shards, Latch, Placement, ShardConfig, ShardContext, DEFAULT_PARTITIONS};
 
 use crate::config::Config;
-use shard::{Shard, ShardMsg};
+use crate::store::memory::MemoryStore;
+use crate::tenant::AllowAll;
+use shard::{Shard, ShardMsg, ShardParts};
 use stats::Stats;
-
-/// The tenant every connection belongs to until authentication assigns others.
-pub const DEFAULT_TENANT: &str = "default";
 
 /// Why the broker stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,11 +52,20 @@ pub enum BrokerError {
     /// A listener could not be bound.
     #[error(transparent)]
     Listen(#[from] ratatosk_io::ListenerError),
+    /// The shards cannot be placed over the partitions.
+    #[error("cannot place {shards} shards: {source}")]
+    Placement {
+        /// Shards asked for.
+        shards: usize,
+        /// Why not.
+        source: ratatosk_shards::PlacementError,
+    },
 }
 
 /// Runs the broker until `stop` is signalled; returns once every shard has closed its clients.
 pub fn run(config: Config, stop: Arc<Latch>) -> Result<(), BrokerError> {
     let shards = if config.shards == 0 { ratatosk_shards::allowed_cpus().len().max(1) } else { config.shards };
+    let placement = Placement::even(DEFAULT_PARTITIONS, shards).map_err(|source| BrokerError::Placement { shards, source })?;
     // Bind once up front so that a port in use is reported before any shard starts; each shard
     // then binds its own socket on the same address.
     let mut addrs = Vec::new();
@@ -65,7 +86,8 @@ pub fn run(config: Config, stop: Arc<Latch>) -> Result<(), BrokerError> {
         let stats = stats.clone();
         let stop = stop.clone();
         let bind_failed = bf.clone();
-        async move { shard_main(ctx, config, stats, stop, bind_failed).await }
+        let placement = placement.clone();
+        async move { shard_main(ctx, config, placement, stats, stop, bind_failed).await }
     })?;
     if bind_failed.load(Ordering::Relaxed) {
         return Err(BrokerError::Runtime(ratatosk_shards::RuntimeError::Panicked(0)));
@@ -73,11 +95,21 @@ pub fn run(config: Config, stop: Arc<Latch>) -> Result<(), BrokerError> {
     Ok(())
 }
 
-async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats: Stats, stop: Arc<Latch>, bind_failed: Arc<AtomicBool>) {
+async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, placement: Placement, stats: Stats, stop: Arc<Latch>, bind_failed: Arc<AtomicBool>) {
     let mut mesh = ctx.mesh.take();
     let receivers = mesh.as_mut().map(|m| m.take_receivers()).unwrap_or_default();
-    let shard = Rc::new(Shard::new(ctx.id, ctx.shards, config.clone(), mesh, stats));
+    // The in-memory store: what `durability = "none"` keeps. The storage issue puts a per-shard
+    // fjall database behind the same traits.
+    let store = Rc::new(MemoryStore::new());
+    let parts = ShardParts { id: ctx.id, config: config.clone(), placement, senders: mesh, stats, sessions: store.clone(), retained: store, auth: Rc::new(AllowAll) };
+    let shard = Rc::new(Shard::new(parts));
     mesh::spawn_receivers(&shard, receivers);
+    if let Err(e) = restore::restore(&shard).await {
+        tracing::error!(error = %e, shard = shard.id, "cannot restore the shard's state");
+        bind_failed.store(true, Ordering::Relaxed);
+        stop.open();
+        return;
+    }
     for addr in &config.listen {
         let listener = match Listener::bind(*addr) {
             Ok(l) => l,
@@ -97,8 +129,8 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats:
                     None
                 });
                 match next.await {
-                    Some(stream) => {
-                        glommio::spawn_local(connection::accept(shard.clone(), stream)).detach();
+                    Some(transport) => {
+                        glommio::spawn_local(admission::accept(shard.clone(), transport)).detach();
                     }
                     // Stopping: the listener closes here, so clients that reconnect while the
                     // connections say goodbye are refused instead of accepted and kicked again.
@@ -121,15 +153,14 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, stats:
 async fn keep_alive_sweep(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(Duration::from_millis(250)).await;
-        shard.counters().sync(&shard.ledger);
+        shard.sync_counters();
         let now = std::time::Instant::now();
-        for s in shard.sessions.borrow().values() {
-            let mut s = s.borrow_mut();
-            if s.kick.is_none() && s.keep_alive_expired(now) {
-                s.kick = Some((s.generation, crate::protocol::reason::KEEP_ALIVE_TIMEOUT));
-                s.notify.notify();
+        shard.clients.for_each(|c| {
+            let mut c = c.borrow_mut();
+            if c.keep_alive_expired(now) {
+                c.kick(crate::protocol::reason::KEEP_ALIVE_TIMEOUT);
             }
-        }
+        });
     }
 }
 
@@ -140,14 +171,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Tells every connected client the server is going away (v5 DISCONNECT 0x8B), busy or not, and
 /// waits (bounded) until their connections have closed.
 async fn shutdown(shard: &Rc<Shard>) {
-    let sessions: Vec<_> = shard.sessions.borrow().values().cloned().collect();
-    for s in sessions {
-        let mut s = s.borrow_mut();
-        if s.connected {
-            s.kick = Some((s.generation, crate::protocol::reason::SERVER_SHUTTING_DOWN));
-            s.notify.notify();
-        }
-    }
+    shard.clients.for_each(|c| c.borrow_mut().kick(crate::protocol::reason::SERVER_SHUTTING_DOWN));
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
     while shard.counters().clients_connected.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;

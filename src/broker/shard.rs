@@ -1,40 +1,38 @@
-//! One shard's state and its side of the mesh.
+//! One shard's state, and the messages shards send each other.
 //!
-//! A `Shard` owns the sessions whose home it is, the subscription index of those sessions merged
-//! with the route table (which other shards have subscribers for a filter), and the retained
-//! messages whose topic hashes to it. It is reached only from its own executor; other shards send
-//! it a [`ShardMsg`].
+//! A [`Shard`] owns the clients whose home it is, the route table (its own subscribers merged
+//! with which other shards have subscribers for a filter), the retained messages of the topics
+//! it owns, the replay window of what it published recently, and its ends of the mesh. It is
+//! reached only from its own executor; other shards send it a [`ShardMsg`]. Each part is a type
+//! of its own that changes only through its methods; the shard's methods that combine them live
+//! in the file of their concern (`fanout`, `pacing`, `retained`, `lifecycle`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use glommio::{GlommioError, ResourceType};
-use ratatosk_shards::{Lane, Mesh};
+use ratatosk_io::Detached;
+use ratatosk_shards::{Lane, Mesh, Placement};
 
-use ratatosk_io::DetachedStream;
-
-use super::message::{Message, Publisher};
-use super::notify::Notify;
+use super::admission::Admitted;
+use super::clients::Clients;
+use super::peers::Peers;
+use super::replay::ReplayWindow;
+use super::retained::RetainedMessages;
+use super::routes::{Route, RouteTable};
 use super::stats::{ShardCounters, Stats};
 use crate::config::Config;
 use crate::protocol::SubOptions;
-use crate::router::{RetainedIndex, TopicTrie};
-use crate::session::{Ledger, Session};
-
-/// Key of a session: (tenant, client id).
-pub type SessionKey = (ByteString, ByteString);
-
-/// A shared, shard-local session handle.
-pub type SessionRef = Rc<RefCell<Session>>;
+use crate::session::{Keeper, Ledger, Message, MessageIds, Publisher};
+use crate::store::{RetainedStore, SessionStore};
+use crate::tenant::AuthProvider;
 
 /// What shards tell each other.
 ///
 /// Kept to two words, so the mesh's preallocated slots stay small: anything larger is boxed.
 pub enum ShardMsg {
-    /// A connection whose CONNECT names a client at home on the receiving shard.
+    /// An admitted connection whose client is at home on the receiving shard.
     Handoff(Box<Handoff>),
     /// A message to match against the receiving shard's own subscribers.
     Publish(Arc<Message>),
@@ -74,12 +72,16 @@ impl ShardMsg {
     }
 }
 
-/// A connection handed to its home shard, with what the accepting shard learnt of it.
+/// A connection handed to its client's home shard after admission: the connection with its
+/// transport state, who the client is (decided once, on the accepting shard), and the bytes
+/// that arrived after CONNECT.
 pub struct Handoff {
-    /// The socket.
-    pub stream: DetachedStream,
-    /// Bytes read from it so far, CONNECT included.
-    pub bytes: Vec<u8>,
+    /// The connection.
+    pub transport: Detached,
+    /// The admitted client and its CONNECT.
+    pub admitted: Admitted,
+    /// Input read after the CONNECT packet (a client may send without waiting for CONNACK).
+    pub rest: Vec<u8>,
 }
 
 /// A message for one member of a shared subscription group.
@@ -105,19 +107,6 @@ pub struct PaceSignal {
     pub sub_uid: u64,
 }
 
-/// A route table change.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// Tenant of the filter.
-    pub tenant: ByteString,
-    /// Topic filter without any `$share` prefix.
-    pub filter: ByteString,
-    /// Shared subscription group, if any.
-    pub group: Option<ByteString>,
-    /// The shard that gained or lost subscribers.
-    pub shard: usize,
-}
-
 /// A request for retained messages on behalf of a subscription.
 #[derive(Debug, Clone)]
 pub struct RetainedQuery {
@@ -137,118 +126,64 @@ pub struct RetainedQuery {
     pub sub_id: Option<u32>,
 }
 
-/// A plain subscriber held in the route table.
-#[derive(Debug, Clone)]
-pub struct LocalSub {
-    /// The session.
-    pub session: SessionRef,
-    /// Its uid, to find it again on unsubscribe.
-    pub uid: u64,
-    /// Client id, for no-local.
-    pub client_id: ByteString,
-    /// Options of this subscription.
-    pub options: SubOptions,
-    /// Subscription identifier.
-    pub id: Option<u32>,
-    /// When the SUBSCRIBE reached the broker (kernel receive time, ns since the epoch); replayed
-    /// messages that arrived earlier are not delivered to it.
-    pub since_ns: u64,
-}
-
-/// Members of one shared subscription group for one filter.
-#[derive(Debug)]
-pub struct Group {
-    /// Group name.
-    pub name: ByteString,
-    /// The filter the group subscribes to (the route table key).
-    pub filter: ByteString,
-    /// Members on this shard.
-    pub local: Vec<LocalSub>,
-    /// Other shards with members.
-    pub remote: Vec<usize>,
-    /// Round-robin cursor over (this shard + remote shards).
-    pub next_shard: Cell<usize>,
-    /// Round-robin cursor over local members.
-    pub next_member: Cell<usize>,
-}
-
-/// Everything known about one filter of one tenant on this shard.
-#[derive(Debug, Default)]
-pub struct FilterEntry {
-    /// Subscribers on this shard.
-    pub local: Vec<LocalSub>,
-    /// Other shards with subscribers.
-    pub remote: Vec<usize>,
-    /// Shared subscription groups on this filter.
-    pub groups: Vec<Group>,
-}
-
-impl FilterEntry {
-    /// Whether nothing refers to this filter any more.
-    pub fn is_empty(&self) -> bool {
-        self.local.is_empty() && self.remote.is_empty() && self.groups.is_empty()
-    }
+/// What a shard is built from.
+pub struct ShardParts {
+    /// Index of this shard.
+    pub id: usize,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Which shard holds which partition.
+    pub placement: Placement,
+    /// Senders to other shards (`None` with a single shard).
+    pub senders: Option<Mesh<ShardMsg>>,
+    /// All shards' counters.
+    pub stats: Stats,
+    /// Where persistent sessions are kept.
+    pub sessions: Rc<dyn SessionStore>,
+    /// Where retained messages are kept.
+    pub retained: Rc<dyn RetainedStore>,
+    /// Who is admitted, and to what.
+    pub auth: Rc<dyn AuthProvider>,
 }
 
 /// One shard.
 pub struct Shard {
-    /// Index of this shard.
-    pub id: usize,
-    /// Number of shards.
-    pub n: usize,
-    /// Configuration.
-    pub config: Arc<Config>,
-    /// Senders to other shards (`None` with a single shard).
-    pub senders: Option<Mesh<ShardMsg>>,
-    /// Sessions at home here.
-    pub sessions: RefCell<HashMap<SessionKey, SessionRef>>,
-    /// Per tenant: filter → local subscribers and remote shards.
-    pub routes: RefCell<HashMap<ByteString, TopicTrie<FilterEntry>>>,
-    /// Per tenant: retained messages owned by this shard.
-    pub retained: RefCell<HashMap<ByteString, RetainedIndex<Arc<Message>>>>,
-    /// All shards' counters.
-    pub stats: Stats,
-    /// What this shard's sessions queue and drop; charged against this shard's share of
-    /// `limits.max_queued_bytes_total`.
-    pub ledger: Rc<Ledger>,
-    /// Requests sent to other shards and not yet acknowledged: token → (acks missing, waiter).
-    pub pending: RefCell<HashMap<u64, (usize, Notify)>>,
+    pub(super) id: usize,
+    pub(super) n: usize,
+    pub(super) config: Arc<Config>,
+    pub(super) placement: Placement,
+    pub(super) peers: Peers,
+    pub(super) clients: Clients,
+    pub(super) routes: RefCell<RouteTable>,
+    pub(super) retained: RefCell<RetainedMessages>,
+    pub(super) replay: RefCell<ReplayWindow>,
+    pub(super) keeper: Rc<Keeper>,
+    pub(super) stats: Stats,
+    pub(super) auth: Rc<dyn AuthProvider>,
+    pub(super) ids: MessageIds,
     next_uid: Cell<u64>,
-    next_token: Cell<u64>,
-    /// Messages published here recently, with the shards they went to, so that a route that
-    /// arrives late still gets the messages published after its subscription began.
-    pub recent: RefCell<std::collections::VecDeque<(Arc<Message>, u64)>>,
-    /// Payload bytes held in `recent`.
-    pub recent_bytes: Cell<usize>,
-    /// Control messages that found their channel full, in order, for the outbox task.
-    outbox: RefCell<std::collections::VecDeque<(usize, ShardMsg)>>,
-    /// Wakes the outbox task.
-    outbox_ready: Notify,
-    /// The outbox task is sending a message it took out (later posts must queue behind it).
-    outbox_sending: Cell<bool>,
 }
 
 impl Shard {
-    /// A shard with no sessions.
-    pub fn new(id: usize, n: usize, config: Arc<Config>, senders: Option<Mesh<ShardMsg>>, stats: Stats) -> Shard {
+    /// A shard with no clients.
+    pub fn new(p: ShardParts) -> Shard {
+        let n = p.placement.shards();
+        let ledger = Ledger::new(p.config.limits.max_queued_bytes_total / n.max(1));
         Shard {
-            id,
+            id: p.id,
             n,
-            ledger: Rc::new(Ledger::new(config.limits.max_queued_bytes_total / n.max(1))),
-            config,
-            senders,
-            sessions: RefCell::default(),
+            peers: Peers::new(p.id, n, p.senders),
+            clients: Clients::default(),
             routes: RefCell::default(),
-            retained: RefCell::default(),
-            stats,
-            pending: RefCell::default(),
-            recent: RefCell::default(),
-            recent_bytes: Cell::new(0),
-            outbox: RefCell::default(),
-            outbox_ready: Notify::default(),
-            outbox_sending: Cell::new(false),
+            retained: RefCell::new(RetainedMessages::new(p.retained)),
+            replay: RefCell::default(),
+            keeper: Rc::new(Keeper::new(ledger, p.sessions)),
+            stats: p.stats,
+            auth: p.auth,
+            ids: MessageIds::new(p.id),
             next_uid: Cell::new(1),
-            next_token: Cell::new(1),
+            config: p.config,
+            placement: p.placement,
         }
     }
 
@@ -264,77 +199,8 @@ impl Shard {
         u
     }
 
-    /// Sends a message to another shard on its lane, waiting while that channel is full
-    /// (back-pressure).
-    pub async fn send_to(&self, shard: usize, msg: ShardMsg) {
-        if let Some(senders) = &self.senders {
-            let lane = msg.lane();
-            if senders.send_to(shard, lane, msg).await.is_err() {
-                tracing::debug!(from = self.id, to = shard, "mesh channel closed (shard stopping)");
-            }
-        }
-    }
-
-    /// Sends a control message without waiting, from code that must not wait (a mesh receive
-    /// task, a delivery). When the channel is full, or earlier posts still wait, it joins the
-    /// outbox, which keeps posts to a shard in order.
-    pub fn post(&self, shard: usize, msg: ShardMsg) {
-        let Some(senders) = &self.senders else { return };
-        let mut outbox = self.outbox.borrow_mut();
-        if outbox.is_empty() && !self.outbox_sending.get() {
-            match senders.try_send_to(shard, msg.lane(), msg) {
-                Ok(()) => return,
-                Err(GlommioError::WouldBlock(ResourceType::Channel(m))) => outbox.push_back((shard, m)),
-                Err(_) => return,
-            }
-        } else {
-            outbox.push_back((shard, msg));
-        }
-        self.outbox_ready.notify();
-    }
-
-    /// Drains the outbox forever: one task per shard, so that posts wait for room in order.
-    pub async fn run_outbox(&self) {
-        loop {
-            let next = self.outbox.borrow_mut().pop_front();
-            match next {
-                Some((shard, msg)) => {
-                    self.outbox_sending.set(true);
-                    self.send_to(shard, msg).await;
-                    self.outbox_sending.set(false);
-                }
-                None => self.outbox_ready.notified().await,
-            }
-        }
-    }
-
-    /// Registers a request that `count` shards must acknowledge; returns its token and waiter.
-    pub fn expect_acks(&self, count: usize) -> (u64, Notify) {
-        let t = self.next_token.get();
-        self.next_token.set(t + 1);
-        let n = Notify::default();
-        if count > 0 {
-            self.pending.borrow_mut().insert(t, (count, n.clone()));
-        } else {
-            n.notify();
-        }
-        (t, n)
-    }
-
-    /// Records one acknowledgement.
-    pub fn on_ack(&self, token: u64) {
-        let mut pending = self.pending.borrow_mut();
-        if let Some((left, n)) = pending.get_mut(&token) {
-            *left -= 1;
-            if *left == 0 {
-                n.notify();
-                pending.remove(&token);
-            }
-        }
-    }
-
-    /// Other shards' indexes.
-    pub fn peers(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.n).filter(move |s| *s != self.id)
+    /// Copies the shard's ledger into the counters others read.
+    pub fn sync_counters(&self) {
+        self.counters().sync(self.keeper.ledger());
     }
 }

@@ -10,12 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use super::message::{KeptCopy, Message, Publisher};
 use super::shard::Shard;
 use super::stats::ShardCounters;
-use super::DEFAULT_TENANT;
-use crate::protocol::QoS;
-use crate::session::DropReason;
+use crate::session::{DropReason, Message, Publisher};
+use crate::tenant::DEFAULT_TENANT;
 
 /// A counter summed over all shards, by its topic under `$SYS/broker/`.
 type Counter = (&'static str, fn(&ShardCounters) -> &AtomicU64);
@@ -39,7 +37,7 @@ const COUNTERS: [Counter; 12] = [
 pub async fn publish_loop(shard: Rc<Shard>) {
     let every = Duration::from_secs(shard.config.sys_interval.max(1));
     loop {
-        shard.counters().sync(&shard.ledger);
+        shard.sync_counters();
         let st = &shard.stats;
         let mut values: Vec<(String, String)> = vec![
             ("$SYS/broker/version".into(), format!("ratatosk {}", env!("CARGO_PKG_VERSION"))),
@@ -53,19 +51,8 @@ pub async fn publish_loop(shard: Rc<Shard>) {
             values.push((format!("$SYS/broker/messages/dropped/{}", reason.name()), n.to_string()));
         }
         for (topic, value) in values {
-            let msg = Message {
-                tenant: ByteString::from_static(DEFAULT_TENANT),
-                topic: ByteString::from(topic),
-                payload: Bytes::from(value),
-                qos: QoS::AtMostOnce,
-                retain: true,
-                properties: None,
-                expires_at: None,
-                origin: Publisher::unpaced(ByteString::from_static("$SYS"), shard.id),
-                published_at: std::time::Instant::now(),
-                arrived_ns: ratatosk_io::realtime_ns(),
-                kept: KeptCopy::default(),
-            };
+            let origin = Publisher::unpaced(ByteString::from_static("$SYS"), shard.id);
+            let msg = Message::from_broker(shard.ids.next(), ByteString::from_static(DEFAULT_TENANT), ByteString::from(topic), Bytes::from(value), true, origin);
             shard.publish(Arc::new(msg)).await;
         }
         glommio::timer::sleep(every).await;

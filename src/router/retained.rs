@@ -83,16 +83,19 @@ impl<V> RetainedIndex<V> {
     }
 
     /// Number of stored topics.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no topic is stored.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The value stored for exactly this topic name.
+    #[cfg(test)]
     pub fn get(&self, topic: &str) -> Option<&V> {
         let mut node = &self.root;
         for level in topic.split('/') {

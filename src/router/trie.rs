@@ -205,11 +205,13 @@ impl<V> TopicTrie<V> {
     }
 
     /// Number of stored filters.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no filter is stored.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -364,6 +366,7 @@ impl<V> TopicTrie<V> {
     }
 
     /// Like [`for_each_match`](Self::for_each_match), with mutable access to each matching value.
+    #[cfg(test)]
     pub fn for_each_match_mut(&mut self, topic: &str, mut f: impl FnMut(&mut V)) {
         let dollar = topic.starts_with('$');
         let mut stack: Stack<(&mut Node<V>, Option<&str>), INLINE_DEPTH> = Stack::new();

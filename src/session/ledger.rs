@@ -82,6 +82,12 @@ impl Ledger {
         true
     }
 
+    /// Takes `n` bytes even past the budget: for what was accepted before a restart and must not
+    /// be dropped now. Later reservations are refused until enough is given back.
+    pub fn force_reserve(&self, n: usize) {
+        self.queued_bytes.set(self.queued_bytes.get().saturating_add(n));
+    }
+
     /// Gives back bytes taken with [`Ledger::reserve`].
     pub fn release(&self, n: usize) {
         self.queued_bytes.set(self.queued_bytes.get().saturating_sub(n));

@@ -1,28 +1,40 @@
-//! The per-client session: everything the broker keeps about one client id within a tenant.
+//! The session: what the broker keeps about one client id within a tenant, apart from any
+//! connection.
 //!
-//! A session lives on its home shard only and is reached through `Rc<RefCell<Session>>` by the
-//! tasks of that shard, never from another thread. It outlives its connections when the client
-//! asked for a persistent session: subscriptions, unacknowledged outgoing messages (in flight),
-//! messages waiting for a free in-flight slot or for the client to come back (queued), and incoming
-//! QoS 2 packet ids not yet released.
+//! A [`Session`] holds what must survive the client's connections, and a restart when the session
+//! is persistent: its subscriptions, the unacknowledged outgoing messages (in flight), the messages
+//! waiting for a free in-flight slot or for the client to come back (queued), the incoming QoS 2
+//! packet ids not yet released, its expiry and its will. Every change goes through a method here,
+//! and a persistent session writes each change to the shard's [`SessionStore`]; a session that
+//! ends with its connection writes nothing.
+//!
+//! What belongs to one live connection (buffers, topic aliases, keep alive, the wake-up of its
+//! task) is not here: the broker's link type owns it and offers the session an [`Outlet`] to send
+//! through. This module imports nothing from the broker.
 
+mod inbound;
 mod ledger;
+mod message;
 mod outbound;
-mod pacing;
+mod outlet;
 mod queue;
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
-use bytes::BytesMut;
 use bytestring::ByteString;
+use ratatosk_shards::Partition;
 
-use crate::broker::notify::Notify;
-use crate::protocol::{encode, encoded_len, LastWill, Packet, ProtocolVersion, SubOptions};
+use crate::protocol::{LastWill, SubOptions};
+use crate::store::{FlightState, SessionImage, SessionRecord, SessionStore, StoreKey, StoredMessage};
 
-pub use outbound::{Delivery, OutState};
 pub use ledger::{DropReason, Ledger};
-pub use pacing::Pacing;
-pub use queue::{Inflight, QueuedMessage};
+pub use message::{wall_ns, Message, MessageIds, Publisher};
+pub use outbound::Delivery;
+pub use outlet::{OutPublish, Outlet};
+pub use queue::{OutFlight, OutState, QueuedMessage};
+
+use queue::Inflight;
 
 /// A subscription as the session remembers it (the filter string is the map key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,173 +48,310 @@ pub struct Subscription {
 /// Session expiry meaning "never" (5.0 section 3.1.2.11.2) (0xFFFFFFFF in v5; 3.x persistent sessions).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
 
-/// What the current network connection negotiated; reset on every CONNECT.
-#[derive(Debug, Clone)]
-pub struct ConnState {
-    /// Protocol version of this connection.
-    pub version: ProtocolVersion,
-    /// Largest packet the client accepts (v5 maximum packet size), `u32::MAX` if unlimited.
-    pub max_packet_size: u32,
-    /// How many QoS 1/2 messages may be unacknowledged towards the client.
-    pub send_window: u16,
-    /// Topic aliases the client accepts from us (v5 topic alias maximum).
-    pub alias_max: u16,
-    /// Whether reason strings and user properties may be sent on errors (v5 request problem info).
-    pub problem_info: bool,
+/// What the sessions of one shard share: the account of their queued bytes and drops, and the
+/// store their persistent state is written to.
+pub struct Keeper {
+    ledger: Ledger,
+    store: Rc<dyn SessionStore>,
+}
+
+impl Keeper {
+    /// A keeper charging `ledger` and writing persistent sessions to `store`.
+    pub fn new(ledger: Ledger, store: Rc<dyn SessionStore>) -> Keeper {
+        Keeper { ledger, store }
+    }
+
+    /// The shard's account of queued bytes and drops.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The store of persistent sessions.
+    pub fn store(&self) -> &dyn SessionStore {
+        &*self.store
+    }
+}
+
+impl std::fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keeper").field("ledger", &self.ledger).finish_non_exhaustive()
+    }
 }
 
 /// One client's session.
 #[derive(Debug)]
 pub struct Session {
     /// Unique on this shard; distinguishes a new session from an old one with the same client id.
-    pub uid: u64,
-    /// Tenant namespace.
-    pub tenant: ByteString,
-    /// Client identifier.
-    pub client_id: ByteString,
-    /// Connection generation; bumps on every CONNECT so a stale connection task knows it lost.
-    pub generation: u64,
-    /// Whether a network connection is attached.
-    pub connected: bool,
-    /// Negotiated per-connection state.
-    pub conn: ConnState,
-    /// Bytes encoded for the client, flushed by its connection task.
-    pub out: BytesMut,
-    /// Bytes taken from `out` by the connection task and still being written: they count against
-    /// the output limit until the write completes.
-    writing: usize,
-    /// Back-pressure state, as a subscriber that fell behind and as a publisher held back.
-    pub pacing: Pacing,
-    /// Wakes the connection task to flush `out` or to act on `kick`.
-    pub notify: Notify,
-    /// Set to a reason code when the connection must close (takeover, shutdown, error).
-    pub kick: Option<(u64, u8)>,
+    uid: u64,
+    partition: Partition,
+    tenant: ByteString,
+    client_id: ByteString,
+    /// Session expiry interval in seconds after disconnect; `NEVER_EXPIRES` for never; 0 ends
+    /// the session with its connection (and keeps it out of the store).
+    expiry_interval: u32,
+    /// When the last connection ended (wall clock, ns); `None` while connected.
+    disconnected_ns: Option<u64>,
+    /// Will of the current connection, or one still waiting for its delay (boxed: most sessions
+    /// have none).
+    will: Option<Box<LastWill>>,
     /// Filter string (including any `$share/group/` prefix) → subscription.
-    pub subscriptions: HashMap<ByteString, Subscription>,
+    subscriptions: HashMap<ByteString, Subscription>,
     /// Outgoing QoS 1/2 flow state.
-    pub inflight: Inflight,
+    flight: Inflight,
     /// Incoming QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
-    pub incoming_qos2: HashSet<u16>,
-    /// Session expiry interval in seconds after disconnect; `NEVER_EXPIRES` for never.
-    pub expiry_interval: u32,
-    /// Will of the current connection (boxed: most sessions have none).
-    pub will: Option<Box<LastWill>>,
-    /// Inbound topic aliases of the current connection.
-    pub in_aliases: HashMap<u16, ByteString>,
-    /// Outbound topic aliases of the current connection.
-    pub out_aliases: HashMap<ByteString, u16>,
+    incoming_qos2: HashSet<u16>,
     /// Messages dropped for this session (queue full, buffer full, too large), for metrics.
-    pub dropped: u64,
-    /// 1.5 × the keep alive of the current connection; `None` when keep alive is off.
-    pub keep_alive: Option<std::time::Duration>,
-    /// When the current connection last sent anything.
-    pub last_rx: std::time::Instant,
+    dropped: u64,
+    keeper: Rc<Keeper>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.keeper.ledger.release(self.flight.queued_bytes());
+    }
 }
 
 impl Session {
-    /// A fresh, disconnected session whose queue charges the shard's `ledger`.
-    pub fn new(uid: u64, tenant: ByteString, client_id: ByteString, ledger: std::rc::Rc<Ledger>) -> Session {
+    /// A fresh session with no state, not yet persistent.
+    pub fn new(uid: u64, partition: Partition, tenant: ByteString, client_id: ByteString, keeper: Rc<Keeper>) -> Session {
         Session {
             uid,
+            partition,
             tenant,
             client_id,
-            generation: 0,
-            connected: false,
-            conn: ConnState {
-                version: ProtocolVersion::V3_1_1,
-                max_packet_size: u32::MAX,
-                send_window: 1,
-                alias_max: 0,
-                problem_info: true,
-            },
-            out: BytesMut::new(),
-            writing: 0,
-            pacing: Pacing::default(),
-            notify: Notify::default(),
-            kick: None,
-            subscriptions: HashMap::new(),
-            inflight: Inflight::new(ledger),
-            incoming_qos2: HashSet::new(),
             expiry_interval: 0,
+            disconnected_ns: None,
             will: None,
-            in_aliases: HashMap::new(),
-            out_aliases: HashMap::new(),
+            subscriptions: HashMap::new(),
+            flight: Inflight::default(),
+            incoming_qos2: HashSet::new(),
             dropped: 0,
-            keep_alive: None,
-            last_rx: std::time::Instant::now(),
+            keeper,
         }
     }
 
-    /// Attaches a new connection: kicks any previous one and resets per-connection state.
-    /// Returns the new generation.
-    pub fn attach(&mut self, conn: ConnState) -> u64 {
-        if self.connected {
-            self.kick = Some((self.generation, crate::protocol::reason::SESSION_TAKEN_OVER));
-            self.notify.notify();
+    /// A session as a store kept it: offline, with its subscriptions, messages (their packet ids
+    /// and flow states as they were) and unreleased QoS 2 ids.
+    pub fn restore(uid: u64, image: SessionImage, keeper: Rc<Keeper>) -> Session {
+        let mut s = Session::new(uid, image.partition, image.tenant, image.client_id, keeper);
+        s.expiry_interval = image.record.expiry_interval;
+        s.disconnected_ns = image.record.disconnected_ns;
+        s.will = image.record.will.map(Box::new);
+        s.subscriptions = image.subscriptions.into_iter().collect();
+        s.incoming_qos2 = image.incoming_qos2.into_iter().collect();
+        let (mut window, mut queue) = (Vec::new(), Vec::new());
+        for m in image.messages {
+            let item = QueuedMessage { order: m.order, msg: m.msg, qos: m.qos, retain: m.retain, sub_ids: m.sub_ids };
+            let (pid, state) = match m.state {
+                FlightState::Queued => {
+                    queue.push(item);
+                    continue;
+                }
+                FlightState::AwaitPubAck(pid) => (pid, OutState::AwaitPubAck),
+                FlightState::AwaitPubRec(pid) => (pid, OutState::AwaitPubRec),
+                FlightState::AwaitPubComp(pid) => (pid, OutState::AwaitPubComp),
+            };
+            window.push(OutFlight { pid, item, state });
         }
-        self.generation += 1;
-        self.connected = true;
-        self.conn = conn;
-        self.out = BytesMut::new();
-        self.writing = 0;
-        self.notify = Notify::default();
-        self.in_aliases.clear();
-        self.out_aliases.clear();
-        self.generation
+        s.flight.restore(window, queue, &s.keeper.ledger);
+        s
     }
 
-    /// Encodes a control packet for the client. A packet larger than the client's maximum packet
-    /// size is not sent [MQTT-3.1.2-24]; returns whether it was queued.
-    pub fn send(&mut self, packet: &Packet) -> bool {
-        if !self.connected {
-            return false;
+    /// The session's uid on its shard.
+    pub fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// Tenant namespace.
+    pub fn tenant(&self) -> &ByteString {
+        &self.tenant
+    }
+
+    /// Client identifier.
+    pub fn client_id(&self) -> &ByteString {
+        &self.client_id
+    }
+
+    /// Whether this session keeps state after its connection closes (and so is stored).
+    pub fn is_persistent(&self) -> bool {
+        self.expiry_interval > 0
+    }
+
+    /// Session expiry interval in seconds (`NEVER_EXPIRES` for never).
+    pub fn expiry_interval(&self) -> u32 {
+        self.expiry_interval
+    }
+
+    /// When the last connection ended (wall clock, ns), `None` while connected.
+    pub fn disconnected_ns(&self) -> Option<u64> {
+        self.disconnected_ns
+    }
+
+    fn key(&self) -> StoreKey<'_> {
+        StoreKey { partition: self.partition, tenant: &self.tenant, client_id: &self.client_id }
+    }
+
+    fn record(&self) -> SessionRecord {
+        SessionRecord { expiry_interval: self.expiry_interval, disconnected_ns: self.disconnected_ns, will: self.will.as_deref().cloned() }
+    }
+
+    /// Runs `write` against the store when the session is persistent.
+    fn persist(&self, write: impl FnOnce(&dyn SessionStore, StoreKey<'_>)) {
+        if self.is_persistent() {
+            write(self.keeper.store(), self.key());
         }
-        let len = encoded_len(packet, self.conn.version);
-        if len > self.conn.max_packet_size as usize || encode(packet, self.conn.version, &mut self.out).is_err() {
-            self.drop_message(DropReason::TooLarge);
-            return false;
+    }
+
+    /// A connection attached with this expiry interval and will. A session that becomes
+    /// persistent is written to the store whole; one that stops being persistent is removed.
+    pub fn connected(&mut self, expiry_interval: u32, will: Option<Box<LastWill>>) {
+        self.will = will;
+        self.disconnected_ns = None;
+        self.set_expiry(expiry_interval);
+    }
+
+    /// The connection ended at `now_ns` (wall clock).
+    pub fn disconnected(&mut self, now_ns: u64) {
+        self.disconnected_ns = Some(now_ns);
+        let record = self.record();
+        self.persist(|store, key| {
+            store.put_session(key, &record);
+        });
+    }
+
+    /// Changes the expiry interval (CONNECT, or a v5 DISCONNECT [MQTT-3.14.2-2]).
+    pub fn set_expiry(&mut self, expiry_interval: u32) {
+        let was = self.is_persistent();
+        self.expiry_interval = expiry_interval;
+        match (was, self.is_persistent()) {
+            (_, true) => {
+                let record = self.record();
+                let store = self.keeper.store();
+                store.put_session(self.key(), &record);
+                if !was {
+                    self.write_all_items(store);
+                }
+            }
+            (true, false) => {
+                self.keeper.store().remove_session(self.key());
+            }
+            (false, false) => {}
         }
-        self.notify.notify();
-        true
     }
 
-    /// Takes what is buffered for the client to write it, leaving `spare` (an emptied buffer) in
-    /// its place; the bytes count as unsent until [`Session::wrote`].
-    pub fn take_output(&mut self, spare: BytesMut) -> BytesMut {
-        let out = std::mem::replace(&mut self.out, spare);
-        self.writing = out.len();
-        out
+    /// Writes every subscription, message and QoS 2 id (the session just became persistent).
+    fn write_all_items(&self, store: &dyn SessionStore) {
+        let key = self.key();
+        for (filter, sub) in &self.subscriptions {
+            store.put_subscription(key, filter, sub);
+        }
+        for f in self.flight.window() {
+            store.put_message(key, &stored(&f.item, f.stored_state()));
+        }
+        for item in self.flight.queue() {
+            store.put_message(key, &stored(item, FlightState::Queued));
+        }
+        for pid in &self.incoming_qos2 {
+            store.put_incoming_qos2(key, *pid);
+        }
     }
 
-    /// The write of what [`Session::take_output`] returned has completed.
-    pub fn wrote(&mut self) {
-        self.writing = 0;
+    /// Takes the will (to publish it, or because it no longer applies).
+    pub fn take_will(&mut self) -> Option<Box<LastWill>> {
+        let will = self.will.take();
+        if will.is_some() {
+            let record = self.record();
+            self.persist(|store, key| {
+                store.put_session(key, &record);
+            });
+        }
+        will
     }
 
-    /// Bytes encoded for the client and not yet written to its socket.
-    pub fn unsent(&self) -> usize {
-        self.out.len() + self.writing
+    /// The delay of the waiting will in seconds (0 for none given), `None` without a will.
+    pub fn will_delay(&self) -> Option<u32> {
+        self.will.as_ref().map(|w| w.properties.will_delay_interval.unwrap_or(0))
     }
 
-    /// Drops the connection's output state (it closed or is closing).
-    pub fn discard_output(&mut self) {
-        self.out = BytesMut::new();
-        self.writing = 0;
+    /// Adds or replaces a subscription [MQTT-3.8.4-3]; returns whether the filter existed.
+    pub fn subscribe(&mut self, filter: ByteString, sub: Subscription) -> bool {
+        self.persist(|store, key| {
+            store.put_subscription(key, &filter, &sub);
+        });
+        self.subscriptions.insert(filter, sub).is_some()
     }
 
-    /// Whether the connection has been silent past its keep alive [MQTT-3.1.2-24].
-    pub fn keep_alive_expired(&self, now: std::time::Instant) -> bool {
-        self.connected && self.keep_alive.is_some_and(|k| now.saturating_duration_since(self.last_rx) > k)
+    /// Removes a subscription; returns whether it existed.
+    pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        let existed = self.subscriptions.remove(filter).is_some();
+        if existed {
+            self.persist(|store, key| {
+                store.remove_subscription(key, filter);
+            });
+        }
+        existed
+    }
+
+    /// Whether the session subscribes to exactly this filter.
+    pub fn has_subscription(&self, filter: &str) -> bool {
+        self.subscriptions.contains_key(filter)
+    }
+
+    /// Number of subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// The subscriptions (filter with any `$share/group/` prefix, and options).
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&ByteString, &Subscription)> {
+        self.subscriptions.iter()
+    }
+
+    /// Ends the session: everything is dropped, and removed from the store. Returns the
+    /// filters it subscribed to, for the route table.
+    pub fn end(&mut self) -> Vec<ByteString> {
+        self.persist(|store, key| {
+            store.remove_session(key);
+        });
+        self.expiry_interval = 0;
+        self.will = None;
+        self.flight.clear(&self.keeper.ledger);
+        self.incoming_qos2.clear();
+        self.subscriptions.drain().map(|(f, _)| f).collect()
     }
 
     /// Counts a message (or packet) that could not be kept or sent.
     pub fn drop_message(&mut self, reason: DropReason) {
         self.dropped += 1;
-        self.inflight.ledger().count(reason);
+        self.keeper.ledger.count(reason);
     }
 
-    /// Whether this session keeps state after its connection closes.
-    pub fn is_persistent(&self) -> bool {
-        self.expiry_interval > 0
+    /// Messages dropped for this session so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Messages waiting in the queue (not in flight).
+    pub fn queued(&self) -> usize {
+        self.flight.queued()
+    }
+
+    /// Bytes the queued messages are charged.
+    pub fn queued_bytes(&self) -> usize {
+        self.flight.queued_bytes()
+    }
+
+    /// Messages sent and not yet fully acknowledged.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.flight.in_flight()
     }
 }
+
+/// The stored form of an outgoing message.
+fn stored(item: &QueuedMessage, state: FlightState) -> StoredMessage {
+    StoredMessage { order: item.order, msg: item.msg.clone(), qos: item.qos, retain: item.retain, sub_ids: item.sub_ids.clone(), state }
+}
+
+#[cfg(test)]
+mod tests;

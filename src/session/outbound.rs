@@ -1,26 +1,19 @@
-//! Broker → client message flow: delivery, QoS 1/2 acknowledgements, redelivery and aliases.
+//! Broker → client message flow: delivery, the QoS 1/2 acknowledgements and redelivery.
+//!
+//! Each method takes the client's [`Outlet`] when it is connected. A QoS 1/2 message goes out at
+//! once when the in-flight window has room and nothing is queued before it; otherwise it waits in
+//! the queue, which is pumped into the window as acknowledgements free slots [MQTT-4.6.0-6]. A
+//! persistent session stores each message and each change of its flow state.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use crate::broker::message::Message;
 use crate::config::Limits;
-use crate::protocol::{encode_publish, Packet, PubResp, PublishParts, QoS};
+use crate::protocol::{reason, Packet, PubResp, QoS};
+use crate::store::FlightState;
 
 use super::ledger::DropReason;
-use super::queue::{OutFlight, QueuedMessage};
-use super::Session;
-
-/// Where an outgoing QoS 1/2 message is in its flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutState {
-    /// QoS 1 sent, waiting for PUBACK.
-    AwaitPubAck,
-    /// QoS 2 sent, waiting for PUBREC.
-    AwaitPubRec,
-    /// PUBREL sent, waiting for PUBCOMP.
-    AwaitPubComp,
-}
+use super::queue::{OutFlight, OutState, QueuedMessage};
+use super::{stored, Message, OutPublish, Outlet, Session};
 
 /// One message to hand to a session.
 #[derive(Debug, Clone, Copy)]
@@ -37,103 +30,121 @@ pub struct Delivery<'a> {
 
 impl Session {
     /// Delivers a message: sends it now when connected and the window allows, queues QoS 1/2
-    /// otherwise, and drops (counting) what cannot be kept. Returns true when a connected client
-    /// has fallen behind (its queue is half full): publishers should then slow down rather than
-    /// let the queue overflow.
-    pub fn deliver(&mut self, d: Delivery<'_>, limits: &Limits, now: Instant) -> bool {
-        if d.msg.remaining_expiry(now).is_err() {
+    /// otherwise, and drops (counting) what cannot be kept.
+    pub fn deliver<O: Outlet>(&mut self, d: Delivery<'_>, out: Option<&mut O>, limits: &Limits, now_ns: u64) {
+        if d.msg.remaining_expiry(now_ns).is_err() {
             self.drop_message(DropReason::Expired);
-            return false;
+            return;
         }
         if d.qos == QoS::AtMostOnce {
             // QoS 0 is neither queued offline nor kept beyond the output buffer for a slow reader;
             // from half a buffer on, publishers are paced (briefly) so that it rarely comes to that.
-            if self.connected && self.unsent() < limits.max_output_buffer {
-                self.write_publish(d.msg, QoS::AtMostOnce, d.retain, 0, false, d.sub_ids, now);
-            } else if self.connected {
-                self.drop_message(DropReason::SlowReader);
-            } else {
-                self.drop_message(DropReason::Offline);
+            match out {
+                Some(o) if o.unsent() < limits.max_output_buffer => {
+                    let p = OutPublish { msg: d.msg, qos: QoS::AtMostOnce, retain: d.retain, packet_id: 0, dup: false, sub_ids: d.sub_ids, now_ns };
+                    if !o.send_publish(p) {
+                        self.drop_message(DropReason::TooLarge);
+                    }
+                }
+                Some(_) => self.drop_message(DropReason::SlowReader),
+                None => self.drop_message(DropReason::Offline),
             }
-            return self.is_congested(limits);
+            return;
         }
-        let item = QueuedMessage { msg: d.msg.clone(), qos: d.qos, retain: d.retain, sub_ids: d.sub_ids.to_vec() };
-        if self.connected && self.inflight.queued() == 0 && self.window_has_room() {
-            self.send_new(item, now);
-        } else if let Err(reason) = self.inflight.enqueue(item, limits) {
-            self.drop_message(reason);
+        let order = self.flight.next_order();
+        let item = QueuedMessage { order, msg: d.msg.clone(), qos: d.qos, retain: d.retain, sub_ids: d.sub_ids.to_vec() };
+        match out {
+            Some(o) if self.flight.queued() == 0 && self.window_has_room(o) => self.send_new(item, o, now_ns),
+            _ => match self.flight.enqueue(item, limits, &self.keeper.ledger) {
+                Ok(()) => {
+                    if let Some(q) = self.flight.queue().last() {
+                        let m = stored(q, FlightState::Queued);
+                        self.persist(|store, key| {
+                            store.put_message(key, &m);
+                        });
+                    }
+                }
+                Err(reason) => self.drop_message(reason),
+            },
         }
-        self.is_congested(limits)
     }
 
-    /// Whether a connected client has fallen behind: its queue or its unsent output has reached
-    /// the back-pressure mark (half of `max_queued` / `max_output_buffer`).
-    pub fn is_congested(&self, limits: &Limits) -> bool {
-        self.connected
-            && (self.inflight.queued() >= (limits.max_queued / 2).max(1)
-                || self.inflight.queued_bytes() >= limits.max_queued_bytes / 2
-                || self.unsent() >= limits.max_output_buffer / 2)
+    fn window_has_room<O: Outlet>(&self, out: &O) -> bool {
+        self.flight.in_flight() < usize::from(out.send_window())
     }
 
-    /// Whether a congested client has caught up (queue and unsent output below a quarter of their
-    /// limits), or is gone (an offline session just queues, up to the limit).
-    pub fn has_caught_up(&self, limits: &Limits) -> bool {
-        !self.connected
-            || (self.inflight.queued() < (limits.max_queued / 4).max(1)
-                && self.inflight.queued_bytes() < limits.max_queued_bytes / 4
-                && self.unsent() < limits.max_output_buffer / 4)
-    }
-
-    fn window_has_room(&self) -> bool {
-        self.inflight.window.len() < usize::from(self.conn.send_window)
-    }
-
-    fn send_new(&mut self, item: QueuedMessage, now: Instant) {
-        let pid = self.inflight.next_pid();
+    /// Sends a message with a new packet id and puts it into the window; a message too large for
+    /// the client is dropped (and forgotten by the store, if it had been queued there).
+    fn send_new<O: Outlet>(&mut self, item: QueuedMessage, out: &mut O, now_ns: u64) {
+        let pid = self.flight.next_pid();
         let state = if item.qos == QoS::ExactlyOnce { OutState::AwaitPubRec } else { OutState::AwaitPubAck };
-        if self.write_publish(&item.msg, item.qos, item.retain, pid, false, &item.sub_ids, now) {
-            self.inflight.window.push_back(OutFlight { pid, item, state });
+        let sent = out.send_publish(OutPublish { msg: &item.msg, qos: item.qos, retain: item.retain, packet_id: pid, dup: false, sub_ids: &item.sub_ids, now_ns });
+        if sent {
+            let f = OutFlight { pid, item, state };
+            let m = stored(&f.item, f.stored_state());
+            self.persist(|store, key| {
+                store.put_message(key, &m);
+            });
+            self.flight.push_sent(f);
+        } else {
+            self.drop_message(DropReason::TooLarge);
+            self.forget(item.order);
         }
+    }
+
+    /// Removes a message whose flow ended from the store.
+    fn forget(&self, order: u64) {
+        self.persist(|store, key| {
+            store.remove_message(key, order);
+        });
     }
 
     /// Moves queued messages into the window while it has room.
-    pub fn pump(&mut self, now: Instant) {
-        while self.connected && self.window_has_room() {
-            let Some(item) = self.inflight.dequeue() else { break };
-            if item.msg.remaining_expiry(now).is_err() {
+    pub fn pump<O: Outlet>(&mut self, out: &mut O, now_ns: u64) {
+        while self.window_has_room(out) {
+            let Some(item) = self.flight.dequeue(&self.keeper.ledger) else { break };
+            if item.msg.remaining_expiry(now_ns).is_err() {
                 self.drop_message(DropReason::Expired);
+                self.forget(item.order);
                 continue;
             }
-            self.send_new(item, now);
+            self.send_new(item, out, now_ns);
         }
     }
 
     /// Resends every unacknowledged message after a reconnect with a kept session, in the original
     /// order: PUBLISH with DUP for those not yet acknowledged, PUBREL for those past PUBREC
-    /// [MQTT-4.4.0-1].
-    pub fn resend(&mut self, now: Instant) {
-        let window: Vec<OutFlight> = self.inflight.window.iter().cloned().collect();
-        for f in window {
+    /// [MQTT-4.4.0-1]; then sends what the window has room for.
+    pub fn resend<O: Outlet>(&mut self, out: &mut O, now_ns: u64) {
+        for f in self.flight.window() {
             match f.state {
                 OutState::AwaitPubAck | OutState::AwaitPubRec => {
                     // An expired message already in flight is still sent: the client may hold a
                     // partial flow for it.
-                    self.write_publish(&f.item.msg, f.item.qos, f.item.retain, f.pid, true, &f.item.sub_ids, now);
+                    let p = OutPublish { msg: &f.item.msg, qos: f.item.qos, retain: f.item.retain, packet_id: f.pid, dup: true, sub_ids: &f.item.sub_ids, now_ns };
+                    out.send_publish(p);
                 }
                 OutState::AwaitPubComp => {
-                    self.send(&Packet::PubRel(PubResp { packet_id: f.pid, ..Default::default() }));
+                    out.send(&Packet::PubRel(PubResp { packet_id: f.pid, ..Default::default() }));
                 }
             }
         }
-        self.pump(now);
+        self.pump(out, now_ns);
+    }
+
+    /// Ends the flow of the in-flight message at `i` and refills the window.
+    fn complete<O: Outlet>(&mut self, i: usize, out: &mut O, now_ns: u64) {
+        if let Some(f) = self.flight.remove(i) {
+            self.forget(f.item.order);
+        }
+        self.pump(out, now_ns);
     }
 
     /// PUBACK from the client; returns false for an unknown packet id.
-    pub fn on_puback(&mut self, pid: u16, now: Instant) -> bool {
-        match self.inflight.position(pid) {
-            Some(i) if self.inflight.window[i].state == OutState::AwaitPubAck => {
-                self.inflight.window.remove(i);
-                self.pump(now);
+    pub fn on_puback<O: Outlet>(&mut self, pid: u16, out: &mut O, now_ns: u64) -> bool {
+        match self.flight.position(pid) {
+            Some(i) if self.flight.get(i).is_some_and(|f| f.state == OutState::AwaitPubAck) => {
+                self.complete(i, out, now_ns);
                 true
             }
             _ => false,
@@ -141,92 +152,36 @@ impl Session {
     }
 
     /// PUBREC from the client: answer PUBREL, or end the flow on an error reason code.
-    pub fn on_pubrec(&mut self, pid: u16, reason: u8, now: Instant) -> bool {
-        let Some(i) = self.inflight.position(pid) else {
+    pub fn on_pubrec<O: Outlet>(&mut self, pid: u16, code: u8, out: &mut O, now_ns: u64) -> bool {
+        let Some(i) = self.flight.position(pid) else {
             // (section 4.3.3) answer an unknown id with PUBREL "packet identifier not found" so the
             // client can finish its side.
-            let reason = if self.conn.version.is_v5() { crate::protocol::reason::PACKET_IDENTIFIER_NOT_FOUND } else { 0 };
-            self.send(&Packet::PubRel(PubResp { packet_id: pid, reason, ..Default::default() }));
+            let code = if out.version().is_v5() { reason::PACKET_IDENTIFIER_NOT_FOUND } else { 0 };
+            out.send(&Packet::PubRel(PubResp { packet_id: pid, reason: code, ..Default::default() }));
             return false;
         };
-        if reason >= 0x80 {
-            self.inflight.window.remove(i);
-            self.pump(now);
+        if code >= 0x80 {
+            self.complete(i, out, now_ns);
             return true;
         }
-        self.inflight.window[i].state = OutState::AwaitPubComp;
-        self.send(&Packet::PubRel(PubResp { packet_id: pid, ..Default::default() }));
+        if let Some(f) = self.flight.set_state(i, OutState::AwaitPubComp) {
+            let m = stored(&f.item, f.stored_state());
+            self.persist(|store, key| {
+                store.put_message(key, &m);
+            });
+        }
+        out.send(&Packet::PubRel(PubResp { packet_id: pid, ..Default::default() }));
         true
     }
 
-    /// PUBCOMP from the client.
-    pub fn on_pubcomp(&mut self, pid: u16, now: Instant) -> bool {
-        match self.inflight.position(pid) {
-            Some(i) if self.inflight.window[i].state == OutState::AwaitPubComp => {
-                self.inflight.window.remove(i);
-                self.pump(now);
+    /// PUBCOMP from the client; returns false for an unknown packet id.
+    pub fn on_pubcomp<O: Outlet>(&mut self, pid: u16, out: &mut O, now_ns: u64) -> bool {
+        match self.flight.position(pid) {
+            Some(i) if self.flight.get(i).is_some_and(|f| f.state == OutState::AwaitPubComp) => {
+                self.complete(i, out, now_ns);
                 true
             }
             _ => false,
-        }
-    }
-
-    /// Encodes one PUBLISH, choosing an outbound topic alias when the client allows them.
-    #[allow(clippy::too_many_arguments)]
-    fn write_publish(
-        &mut self,
-        msg: &Message,
-        qos: QoS,
-        retain: bool,
-        pid: u16,
-        dup: bool,
-        sub_ids: &[u32],
-        now: Instant,
-    ) -> bool {
-        if !self.connected {
-            return false;
-        }
-        let v5 = self.conn.version.is_v5();
-        let mut topic: &str = &msg.topic;
-        let mut topic_alias = None;
-        let mut new_alias = false;
-        if v5 && self.conn.alias_max > 0 {
-            if let Some(a) = self.out_aliases.get(&msg.topic) {
-                topic_alias = Some(*a);
-                topic = "";
-            } else if self.out_aliases.len() < usize::from(self.conn.alias_max) {
-                let a = self.out_aliases.len() as u16 + 1;
-                self.out_aliases.insert(msg.topic.clone(), a);
-                topic_alias = Some(a);
-                new_alias = true;
-            }
-        }
-        let parts = PublishParts {
-            dup,
-            qos,
-            retain,
-            topic,
-            packet_id: pid,
-            payload: &msg.payload,
-            properties: msg.properties.as_deref(),
-            message_expiry: if v5 { msg.remaining_expiry(now).unwrap_or(None) } else { None },
-            topic_alias,
-            subscription_ids: if v5 { sub_ids } else { &[] },
-        };
-        match encode_publish(&parts, self.conn.version, self.conn.max_packet_size, &mut self.out) {
-            Ok(_) => {
-                self.notify.notify();
-                true
-            }
-            Err(_) => {
-                // Too large for the client [MQTT-3.1.2-25]: not sent, and the alias it would have
-                // introduced is forgotten so a later message establishes it.
-                self.drop_message(DropReason::TooLarge);
-                if new_alias {
-                    self.out_aliases.remove(&msg.topic);
-                }
-                false
-            }
         }
     }
 }

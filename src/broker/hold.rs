@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::broker::message::Publisher;
+use crate::session::Publisher;
 
 /// Publishers one subscriber's episode may hold at once; more are not held (bounded memory).
 const MAX_WAITERS: usize = 256;
