@@ -4,6 +4,9 @@
 //! ([`protocol`]), the configuration ([`config`]) and [`run`]. Everything else is internal; the
 //! layers are described in `ARCHITECTURE.md`.
 
+// A test that unwraps reports the failure it was written to find.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod broker;
 pub mod config;
 pub mod protocol;

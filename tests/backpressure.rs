@@ -2,6 +2,9 @@
 //! get every message. The broker paces the publisher (it acknowledges later and reads on later)
 //! instead of letting the subscriber's queue overflow and drop acknowledged messages.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! Defaults that ordinary applications do not trip over: what Mosquitto accepts out of the box
 //! (hundreds of subscriptions per client, megabyte payloads) works here without configuration.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! 5.0 section 3.1.4), and a fire-and-forget client writes CONNECT, PUBLISH and DISCONNECT at once
 //! and closes.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,9 @@
 //! queued bytes per session and per broker, connections and sessions per broker. Each refusal
 //! comes before the memory is spent, with the reason code that fits, and is counted in `$SYS`.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! connection first gets a DISCONNECT with the matching reason code), and the broker must keep
 //! serving other clients afterwards.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

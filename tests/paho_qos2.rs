@@ -5,6 +5,9 @@
 //! Needs Python with paho-mqtt: `scripts/test.sh` installs it into `target/pyenv`;
 //! `RATATOSK_PYTHON` names another interpreter.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,5 +1,8 @@
 //! The broker process itself: start-up and shutdown on SIGTERM.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

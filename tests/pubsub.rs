@@ -1,6 +1,9 @@
 //! Publish/subscribe behaviour: QoS flows across shards, wildcards, `$` topics, overlapping
 //! subscriptions, unsubscribe, and interoperability with rumqttc and the mosquitto clients.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,9 @@
 //! Retained messages (set, replace, clear, retain handling, retain as published, across shards)
 //! and will messages (abrupt close, normal DISCONNECT, will delay, DISCONNECT 0x04).
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

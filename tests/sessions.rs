@@ -1,6 +1,9 @@
 //! Sessions: clean session / clean start, persistent sessions with queued messages, session
 //! expiry, client id takeover, empty client ids, keep alive and the connect timeout.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

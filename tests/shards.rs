@@ -1,6 +1,9 @@
 //! How many shards one process runs: no more than the CPUs unless asked to oversubscribe, a
 //! small idle footprint per shard, and a start and a stop that stay fast at the maximum.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::{Command, Stdio};

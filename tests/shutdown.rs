@@ -1,6 +1,9 @@
 //! SIGTERM reaches every v5 client with DISCONNECT 0x8B (server shutting down), busy or idle,
 //! and the broker exits within a bounded time.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

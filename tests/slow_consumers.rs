@@ -3,6 +3,9 @@
 //! rate, and what the slow one cannot take is dropped and counted, not held against the
 //! publishers beyond the pacing limit.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

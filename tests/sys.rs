@@ -1,5 +1,8 @@
 //! `$SYS/broker/...` status topics.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,9 @@
 //! both directions, message expiry, properties passed through, the client's maximum packet size
 //! and receive maximum.
 
+// A test that unwraps reports the failure it was written to find.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

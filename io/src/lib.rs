@@ -5,6 +5,9 @@
 //! kind of connection through one [`Transport`] trait, and detaches a connection from one shard's
 //! executor so that another shard can adopt it.
 
+// A test that unwraps reports the failure it was written to find.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod handoff;
 mod listener;
 mod stamped;

@@ -5,6 +5,9 @@
 //! of a full mesh of bounded channels carrying the caller's message type, and runs the caller's
 //! per-shard future until it returns.
 
+// A test that unwraps reports the failure it was written to find.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod addressing;
 mod latch;
 mod memlock;

@@ -138,11 +138,10 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
                 break;
             }
             match protocol::decode(&mut rbuf, Some(v), max_packet_size) {
-                Ok(Some(p)) => match {
+                Ok(Some(p)) => {
                     tracing::trace!(client = %client_id, packet = ?p, "received");
                     let work = handlers::dispatch(&mut ctx, p);
-                    handlers::finish(&mut ctx, work).await
-                } {
+                    match handlers::finish(&mut ctx, work).await {
                     // A big batch yields between packets once its time slice is up, so that
                     // other connections (and the shard's control work) wait at most one slice.
                     Flow::Continue => glommio::yield_if_needed().await,
@@ -156,7 +155,8 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
                         close_with(&client, gen, &mut stream, code, why.to_owned()).await;
                         break 'conn;
                     }
-                },
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(client = %client_id, error = %e, "malformed packet");

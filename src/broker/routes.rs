@@ -62,7 +62,7 @@ impl FilterEntry {
     }
 
     fn group_mut(&mut self, name: &ByteString, filter: &ByteString) -> &mut Group {
-        let idx = match self.groups.iter().position(|g| &g.name == name) {
+        let idx = match self.groups.iter().position(|g| g.name == *name) {
             Some(i) => i,
             None => {
                 self.groups.push(Group::new(name.clone(), filter.clone()));
@@ -213,7 +213,7 @@ impl RouteTable {
         let entry = trie.get_mut(filter)?;
         let list = match group {
             None => &mut entry.local,
-            Some(name) => &mut entry.groups.iter_mut().find(|g| &g.name == name)?.local,
+            Some(name) => &mut entry.groups.iter_mut().find(|g| g.name == *name)?.local,
         };
         let before = list.len();
         list.retain(|s| s.uid != uid);
@@ -247,7 +247,7 @@ impl RouteTable {
                     entry.remote.remove(route.shard);
                 }
                 Some(name) => {
-                    if let Some(g) = entry.groups.iter_mut().find(|g| &g.name == name) {
+                    if let Some(g) = entry.groups.iter_mut().find(|g| g.name == *name) {
                         g.remote.retain(|s| *s != route.shard);
                     }
                 }

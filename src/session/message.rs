@@ -221,8 +221,7 @@ mod tests {
     use super::*;
 
     fn publish(payload: Bytes, expiry: Option<u32>) -> Box<Publish> {
-        let mut properties = Properties::default();
-        properties.message_expiry_interval = expiry;
+        let properties = Properties { message_expiry_interval: expiry, ..Properties::default() };
         Box::new(Publish { dup: false, qos: QoS::AtLeastOnce, retain: false, topic: "a/b".into(), packet_id: 1, payload, properties })
     }
 

@@ -18,6 +18,8 @@ use super::Message;
 
 /// Where an outgoing QoS 1/2 message is in its flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Named for the packet each state waits for, as the spec's flow diagrams do.
+#[allow(clippy::enum_variant_names)]
 pub enum OutState {
     /// QoS 1 sent, waiting for PUBACK.
     AwaitPubAck,

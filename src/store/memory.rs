@@ -25,6 +25,9 @@ struct Kept {
     incoming_qos2: BTreeSet<u16>,
 }
 
+/// A retained message with its partition.
+type KeptRetained = (Partition, Arc<Message>);
+
 /// Sessions and retained messages of one shard, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -32,7 +35,7 @@ pub struct MemoryStore {
     /// allocating).
     sessions: RefCell<HashMap<ByteString, HashMap<ByteString, Kept>>>,
     /// Tenant → topic → retained message.
-    retained: RefCell<HashMap<ByteString, HashMap<ByteString, (Partition, Arc<Message>)>>>,
+    retained: RefCell<HashMap<ByteString, HashMap<ByteString, KeptRetained>>>,
     writes: Cell<u64>,
 }
 
