@@ -78,3 +78,48 @@ fn one_shard_past_the_maximum_is_refused() {
         .expect("run ratatosk");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// A unique client id (or topic) whose home is `shard` of `shards`.
+fn key_on_shard(prefix: &str, shard: usize, shards: usize) -> String {
+    (0..100_000).map(|_| uniq(prefix)).find(|k| ratatosk_shards::home_shard("default", k, shards) == shard).unwrap_or_else(|| panic!("no key for shard {shard}"))
+}
+
+/// The replay window's shard sets were once a `u64` mask, which silently dropped shards past 64
+/// (`replay::tests` covers that directly). With 80 shards, subscribers at home on shards 70 and 79 get what publishers on shards 0, 65 and 72
+/// send, and a retained message owned by a shard past 64 reaches a subscriber on shard 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eighty_shards_route_and_retain_across_shards_past_sixty_four() {
+    const N: usize = 80;
+    let _serial = SERIAL.lock().await;
+    assert!(memlock_allows(N as u64), "80 shards need about 10 MiB of locked memory: raise `ulimit -l`");
+    let b = Broker::start_with_args(None, &["--shards", &N.to_string(), "--oversubscribe"], Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    let base = uniq("wide");
+    let mut subs = Vec::new();
+    for shard in [70, 79] {
+        let mut c = Client::connect(b.port, Opts::new(Ver::V5, &key_on_shard("sub", shard, N))).await;
+        c.sub(&format!("{base}/#"), 1).await;
+        subs.push(c);
+    }
+    for shard in [0, 65, 72] {
+        let mut p = Client::connect(b.port, Opts::new(Ver::V311, &key_on_shard("pub", shard, N))).await;
+        p.publish(&format!("{base}/{shard}"), format!("from {shard}").as_bytes(), 1, false).await;
+        p.disconnect().await;
+    }
+    for c in subs.iter_mut() {
+        let mut got: Vec<String> = Vec::new();
+        for _ in 0..3 {
+            got.push(c.expect_msg().await.topic);
+        }
+        got.sort();
+        assert_eq!(got, vec![format!("{base}/0"), format!("{base}/65"), format!("{base}/72")]);
+    }
+    // A retained topic whose owner shard is past 64.
+    let placement = ratatosk_shards::Placement::even(ratatosk_shards::DEFAULT_PARTITIONS, N).unwrap();
+    let topic = (0..100_000).map(|i| format!("{base}/kept/{i}")).find(|t| placement.shard_of("default", t) >= 64).unwrap();
+    let mut p = Client::connect(b.port, Opts::new(Ver::V311, &key_on_shard("retainer", 1, N))).await;
+    p.publish(&topic, b"kept", 1, true).await;
+    let mut late = Client::connect(b.port, Opts::new(Ver::V311, &key_on_shard("late", 3, N))).await;
+    late.sub(&topic, 1).await;
+    let m = late.expect_msg().await;
+    assert!(m.retain && m.payload == b"kept", "{m:?}");
+}
