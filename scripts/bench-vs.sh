@@ -20,6 +20,8 @@
 #
 # Environment (defaults in brackets):
 #   RATATOSK_ARGS []  extra ratatosk flags, e.g. "--config tuned.toml"
+#   RATATOSK [target/release/ratatosk]  BENCH [target/release/ratatosk-bench]  binaries to run (e.g. a
+#                     build of an earlier commit, to compare before and after in one run)
 #   SCENARIO [pairs]  ROUNDS [3]  DURATION [5]  QOS [0]  SIZE [16]  N [10]  M [5]
 #   RATE []      total target msg/s (coordinated-omission aware); empty = as fast as flow control allows
 #   INFLIGHT [64]  BROKER_CPU [0]  LOAD_CPU [1]  OUT [target/bench-vs]  MOSQUITTO [/usr/sbin/mosquitto]
@@ -46,8 +48,8 @@ MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 CONNS=${CONNS:-10000}
 CONNRATE=${CONNRATE:-5000}
 MOSQ_EXTRA=${MOSQ_EXTRA:-}
-RATATOSK=target/release/ratatosk
-BENCH=target/release/ratatosk-bench
+RATATOSK=${RATATOSK:-target/release/ratatosk}
+BENCH=${BENCH:-target/release/ratatosk-bench}
 
 case $SCENARIO in
 pairs | fanin | fanout | shared | idle) ;;
