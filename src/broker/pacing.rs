@@ -79,13 +79,13 @@ impl Shard {
     pub fn release_if_caught_up(&self, subscriber: &ClientRef) {
         let (tenant, sub_uid, released) = {
             let mut s = subscriber.borrow_mut();
-            let caught_up = s.has_caught_up(&self.config.limits);
+            // The common case (no episode) costs one look.
+            if !s.link().is_some_and(|l| l.pacing().behind()) || !s.has_caught_up(&self.config.limits) {
+                return;
+            }
             let tenant = s.session().tenant().clone();
             let uid = s.session().uid();
             let Some(link) = s.link_mut() else { return };
-            if !link.pacing().behind() || !caught_up {
-                return;
-            }
             (tenant, uid, link.pacing_mut().end_episode())
         };
         self.release_publishers(&tenant, sub_uid, released);
