@@ -149,6 +149,7 @@ fn escape(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap fails the test, as it should
 mod tests {
     use super::*;
 

@@ -102,6 +102,7 @@ pub fn parse(text: &str) -> Result<Distribution, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap fails the test, as it should
 mod tests {
     use super::*;
 

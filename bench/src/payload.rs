@@ -126,6 +126,7 @@ impl Layout {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap fails the test, as it should
 mod tests {
     use super::*;
 

@@ -49,6 +49,7 @@ pub fn expand(template: &str, vars: Vars<'_>, rng: &mut Rng) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap fails the test, as it should
 mod tests {
     use super::*;
 

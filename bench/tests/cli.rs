@@ -4,6 +4,9 @@
 //! The broker binary is the workspace's `target/{debug,release}/ratatosk` (build it with
 //! `cargo build -p ratatosk`); each test starts its own on a free loopback port with two shards.
 
+// In a test, unwrap states what the test relies on; its failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::TcpListener;

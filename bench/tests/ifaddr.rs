@@ -3,6 +3,9 @@
 //! Loopback is 127.0.0.0/8, so 127.0.0.2 and 127.0.0.3 are local source addresses on any Linux host
 //! while the broker listens on 127.0.0.1.
 
+// In a test, unwrap states what the test relies on; its failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

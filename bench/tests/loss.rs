@@ -6,6 +6,9 @@
 //! stream (its predecessor was SIGKILLed midway) must therefore report loss and fail, and one that
 //! was there throughout must report none and succeed.
 
+// In a test, unwrap states what the test relies on; its failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! starts its own Mosquitto on a free loopback port with a generated config, and for TLS a
 //! throwaway CA and server certificate made at test time.
 
+// In a test, unwrap states what the test relies on; its failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::{TcpListener, TcpStream};

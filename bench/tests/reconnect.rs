@@ -2,6 +2,9 @@
 //! allowed, every subscriber connects again, re-subscribes and receives what is published after
 //! the restart, and the run succeeds; without, the lost connections fail the run.
 
+// In a test, unwrap states what the test relies on; its failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,15 +2,18 @@
 //! time limit, and picking figures out of its output.
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::net::{TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ratatosk_testkit::Launcher;
+
 /// Longest any one tool invocation may take before the test kills it and fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-/// The workspace's broker binary (debug preferred, as `cargo test` builds it).
+/// The workspace's broker binary (debug preferred, as `cargo test` builds it). Cargo names a
+/// binary only to its own package's tests, so the load tool's tests look in the target directory.
 pub fn broker_binary() -> PathBuf {
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(target);
@@ -26,82 +29,49 @@ pub fn broker_binary() -> PathBuf {
     );
 }
 
-/// A broker process that is killed when the test ends.
-pub struct Broker {
-    /// The broker process.
-    pub child: Child,
-    /// Its loopback port.
-    pub port: u16,
+fn launcher() -> Launcher {
+    Launcher::new(broker_binary(), env!("CARGO_TARGET_TMPDIR"))
 }
+
+/// The arguments every broker here runs with.
+const BROKER_ARGS: &[&str] = &["--shards", "2"];
+
+/// A broker process that is stopped when the test ends; `port` and the other process methods are
+/// those of [`ratatosk_testkit::Broker`].
+pub struct Broker(ratatosk_testkit::Broker);
 
 impl Broker {
     /// Starts the broker with two shards on a free loopback port and waits until it listens.
     pub fn start() -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
-        let mut b = Broker { child: Broker::spawn(port), port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(b.child.try_wait().unwrap().is_none(), "broker exited during start-up");
-            assert!(Instant::now() < deadline, "broker did not listen on port {port} within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        b
+        launcher()
+            .start(None, BROKER_ARGS, Duration::from_secs(10))
+            .map(Broker)
+            .unwrap_or_else(|e| panic!("broker did not start:\n{e}"))
     }
 
     /// Starts the broker on `port`, which a stopped broker may only just have released: a broker
     /// that exits (cannot bind yet) is started again, for at most `limit`.
     pub fn start_on(port: u16, limit: Duration) -> Broker {
-        let deadline = Instant::now() + limit;
-        let mut b = Broker { child: Broker::spawn(port), port };
-        loop {
-            assert!(Instant::now() < deadline, "broker did not listen on port {port} within {limit:?}");
-            if b.child.try_wait().unwrap().is_some() {
-                b.child = Broker::spawn(port);
-            }
-            // A probe that connected to itself (source port == the free port) is no broker.
-            let listening = TcpStream::connect(("127.0.0.1", port))
-                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
-            if listening {
-                // Something else may hold the port for a moment (the broker then exits at once,
-                // unable to bind): only a broker still running a little later is the one listening.
-                std::thread::sleep(Duration::from_millis(200));
-                if b.child.try_wait().unwrap().is_none() {
-                    return b;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        launcher().start_on(port, BROKER_ARGS, limit).map(Broker).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Stops the broker with SIGTERM and waits (at most 5 s, then SIGKILL) for it to exit.
     pub fn terminate(&mut self) {
-        // SAFETY: signalling our own child process, which has not been waited for yet.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn spawn(port: u16) -> Child {
-        Command::new(broker_binary())
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        self.0.stop(Duration::from_secs(5));
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Deref for Broker {
+    type Target = ratatosk_testkit::Broker;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Broker {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
