@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. Installs what the tests need first (idempotent): the Mosquitto
+# Runs clippy and the whole test suite. Installs what the tests need first (idempotent): the Mosquitto
 # command-line clients that the integration tests drive the broker with, the Mosquitto broker
 # that the load tool's TLS and WebSocket tests run against, and paho-mqtt for Python.
 set -euo pipefail
@@ -24,5 +24,9 @@ fi
 
 # glommio needs locked memory for its io_uring rings; raise the soft limit where allowed.
 ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
+
+# Lints first: warnings (missing docs, unwrap on input, RefCell borrows held across an await)
+# fail the run like a failing test.
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 exec cargo test --workspace --locked "$@"

@@ -4,9 +4,11 @@ use super::*;
 
 #[test]
 fn encode_publish_from_parts_decodes_to_the_same_publish() {
-    let mut props = Properties::default();
-    props.content_type = Some(ByteString::from_static("text/plain"));
-    props.user_properties = vec![(ByteString::from_static("k"), ByteString::from_static("v"))];
+    let props = Properties {
+        content_type: Some(ByteString::from_static("text/plain")),
+        user_properties: vec![(ByteString::from_static("k"), ByteString::from_static("v"))],
+        ..Properties::default()
+    };
     for v in [V31, V311, V5] {
         let parts = PublishParts {
             dup: true,
