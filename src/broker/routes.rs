@@ -91,8 +91,8 @@ pub struct Route {
 pub enum Scope {
     /// Published on this shard: local subscribers, the other shards, and shared group picks.
     Origin,
-    /// Forwarded by the shard it was published on: local plain subscribers only (that shard
-    /// picked the shared group members).
+    /// Forwarded by the shard it was published on: local plain subscribers that existed when it
+    /// arrived (that shard picked the shared group members).
     Forwarded,
     /// Replayed because this shard's route reached the publisher's shard late: local plain
     /// subscribers that existed when the message arrived.
@@ -153,9 +153,12 @@ impl RouteTable {
                 if sub.options.no_local && sub.client_id == msg.origin.client_id {
                     continue;
                 }
-                // A replayed message goes only to subscriptions that were active when it was
-                // published: the route was late, the subscription was not.
-                if scope == Scope::Replay && sub.since_ns > msg.arrived_ns {
+                // A message from another shard goes only to subscriptions that existed when it
+                // reached the broker (kernel receive times, one clock for all shards): one that
+                // is still crossing the mesh when a client subscribes is not delivered live on
+                // top of the retained copy the new subscription gets, and a replayed one (the
+                // route was late, the subscription was not) reaches only older subscriptions.
+                if scope != Scope::Origin && sub.since_ns > msg.arrived_ns {
                     continue;
                 }
                 merge(&mut plan.local, sub);

@@ -114,15 +114,18 @@ fn a_shared_group_takes_turns_between_this_shard_and_the_others_mqtt_4_8_2() {
 }
 
 #[test]
-fn a_replay_reaches_only_subscriptions_older_than_the_message() {
+fn a_message_from_another_shard_reaches_only_subscriptions_older_than_it() {
     let mut t = RouteTable::default();
     let old = client(1, "old");
     let new = client(2, "new");
     t.add_local(&bs("t"), &bs("x"), None, sub(&old, QoS::AtMostOnce, None, false, 100), 0);
     t.add_local(&bs("t"), &bs("x"), None, sub(&new, QoS::AtMostOnce, None, false, 300), 0);
-    let plan = t.plan(&msg("x", "p", 200), 0, Scope::Replay);
-    assert_eq!(plan.local.iter().map(|d| d.uid).collect::<Vec<_>>(), vec![1]);
-    assert_eq!(t.plan(&msg("x", "p", 200), 0, Scope::Forwarded).local.len(), 2);
+    for scope in [Scope::Replay, Scope::Forwarded] {
+        let plan = t.plan(&msg("x", "p", 200), 0, scope);
+        assert_eq!(plan.local.iter().map(|d| d.uid).collect::<Vec<_>>(), vec![1], "{scope:?}");
+    }
+    assert_eq!(t.plan(&msg("x", "p", 300), 0, Scope::Forwarded).local.len(), 2, "same time: delivered");
+    assert_eq!(t.plan(&msg("x", "p", 200), 0, Scope::Origin).local.len(), 2, "published here: ordered by processing");
 }
 
 #[test]
