@@ -9,6 +9,7 @@
 
 mod broker;
 pub mod config;
+mod message;
 pub mod protocol;
 mod router;
 mod session;

@@ -15,6 +15,9 @@ const MIN_MEMLOCK: u64 = 512 * 1024;
 
 /// How often the starting thread wakes the shards while they join the mesh.
 const NUDGE_EVERY: Duration = Duration::from_millis(2);
+/// How often running shards are nudged (see `nudge`): bounds how long a shard that parked with
+/// work queued sleeps, at the cost of one trivial wake-up per shard this often.
+const NUDGE_RUNNING_EVERY: Duration = Duration::from_millis(50);
 
 /// Registered I/O memory per shard: glommio's minimum.
 const IO_MEMORY: usize = 64 * 1024;
@@ -162,8 +165,8 @@ where
             .spawn(move || async move {
                 let _ended = ended;
                 let mine = ends.get(id).and_then(|slot| slot.lock().ok().and_then(|mut e| e.take()));
-                // Until this shard is connected, a task waits for the starting thread's nudges, so
-                // that each nudge gets this executor polling again (see `nudge`).
+                // For the shard's whole life a task waits for the starting thread's nudges, so that
+                // each nudge gets this executor polling again (see `nudge`).
                 let awake = nudger.clone();
                 let nudged = glommio::spawn_local(async move {
                     loop {
@@ -174,7 +177,6 @@ where
                     Some(e) => Some(e.connect().await),
                     None => None,
                 };
-                drop(nudged);
                 // No shard starts (and so none can stop and drop its ends) before every shard has
                 // connected: a peer that went away mid-handshake would leave the others waiting
                 // for it forever.
@@ -182,7 +184,9 @@ where
                     all_connected.open();
                 }
                 all_connected.opened().await;
-                make(ShardContext { id, shards: n, mesh }).await
+                make(ShardContext { id, shards: n, mesh }).await;
+                drop(nudged);
+                nudger.forget(id);
             })
             .map_err(|e| RuntimeError::Spawn { shard: id, source: map_err(e) })?;
         handles.push(handle);
@@ -191,6 +195,12 @@ where
     // has failed.
     while !all_connected.is_open() && ended.load(Ordering::Acquire) == 0 {
         std::thread::sleep(NUDGE_EVERY);
+        nudger.nudge_all();
+    }
+    // Then, more slowly, until every shard has ended: a shard can park with work queued at any
+    // time, and at shutdown nothing else may wake it.
+    while ended.load(Ordering::Acquire) < n {
+        std::thread::sleep(NUDGE_RUNNING_EVERY);
         nudger.nudge_all();
     }
     let mut result = Ok(());

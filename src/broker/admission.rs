@@ -15,26 +15,15 @@ use bytestring::ByteString;
 use ratatosk_io::Transport;
 
 use super::attach;
-use super::shard::{Handoff, Shard, ShardMsg};
-use super::stats::ShardCounters;
-use crate::protocol::{self, reason, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, Properties};
-use crate::tenant::{Access, AuthDecision, AuthRequest, Identity};
+use super::closing::{refuse_for_capacity, write_connack};
+use super::shard::Shard;
+use super::shard_msg::{Admitted, Handoff, ShardMsg};
+use crate::protocol::{self, reason, Connect, DecodeError, Packet, ProtocolVersion};
+use crate::tenant::{Access, AuthDecision, AuthRequest};
 
 /// Reads while waiting for CONNECT.
 const READ_CHUNK: usize = 1024;
 
-/// A client admitted by the shard that accepted its connection.
-#[derive(Debug)]
-pub struct Admitted {
-    /// Who the auth provider says the client is (its tenant, its principal).
-    pub identity: Identity,
-    /// The client id: as sent, or assigned by the broker.
-    pub client_id: ByteString,
-    /// Whether the broker assigned the client id (v5 CONNACK then tells the client).
-    pub assigned: bool,
-    /// The decoded CONNECT.
-    pub connect: Box<Connect>,
-}
 
 /// Serves a freshly accepted connection: admits it, then serves it here or hands it to its home
 /// shard.
@@ -165,29 +154,6 @@ fn declares_v5(buf: &[u8]) -> bool {
     }
     let start = i + 1;
     buf.get(start..start + 7).is_some_and(|h| h == [0, 4, b'M', b'Q', b'T', b'T', 5])
-}
-
-/// Writes a CONNACK refusing (or, with 0, accepting) the client, bounded in time: a client that
-/// does not read must not hold its connection open.
-pub async fn write_connack<T: Transport>(transport: &mut T, v: ProtocolVersion, code: u8) {
-    let mut out = BytesMut::new();
-    let p = Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() });
-    if protocol::encode(&p, v, &mut out).is_ok() {
-        super::connection::write_bounded(transport, &out).await;
-    }
-}
-
-/// Refuses a client because the broker is at a capacity limit: v5 CONNACK 0x97 (quota
-/// exceeded), 3.x 0x03 (server unavailable). Counted, and logged once per shard so a storm of
-/// refusals does not flood the log.
-pub async fn refuse_for_capacity<T: Transport>(shard: &Shard, transport: &mut T, v: ProtocolVersion, limit: &'static str) {
-    let c = &shard.counters().connections_refused;
-    if c.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-        tracing::warn!(limit, "refusing new clients: the broker is at its limit (raise it in the config)");
-    }
-    ShardCounters::add(c, 1);
-    let code = if v.is_v5() { reason::QUOTA_EXCEEDED } else { reason::v3::SERVER_UNAVAILABLE };
-    write_connack(transport, v, code).await;
 }
 
 /// Checks CONNECT rules that need the broker's settings; `Err` carries the CONNACK code.

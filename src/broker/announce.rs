@@ -2,7 +2,8 @@
 //! last, subscriber of a filter.
 
 use super::routes::Route;
-use super::shard::{Shard, ShardMsg};
+use super::shard::Shard;
+use super::shard_msg::ShardMsg;
 
 impl Shard {
     /// Announces a route change to every other shard. Additions wait until every shard has applied

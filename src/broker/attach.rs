@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use ratatosk_io::Transport;
 
-use super::admission::{refuse_for_capacity, Admitted};
+use super::closing::refuse_for_capacity;
 use super::client::Client;
 use super::connection::{self, Live};
 use super::handlers;
 use super::lifecycle;
 use super::link::{ConnState, Link};
 use super::shard::Shard;
+use super::shard_msg::Admitted;
 use super::stats::ShardCounters;
 use crate::protocol::{ConnAck, Packet, Properties};
 use crate::session::{wall_ns, Session, NEVER_EXPIRES};

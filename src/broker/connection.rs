@@ -6,13 +6,14 @@
 //! off the session and the session's lifecycle (will, expiry) takes over.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
 use ratatosk_io::{Received, Transport};
 
 use super::client::ClientRef;
+use super::closing::{linger, write_bounded};
 use super::handlers::{self, Flow};
 use super::lifecycle;
 use super::link::encode_disconnect;
@@ -229,24 +230,6 @@ async fn kicked_while_writing(client: &ClientRef, notify: &Notify, gen: u64) {
     }
 }
 
-/// Longest the last words to a client that is being closed may take to write (its DISCONNECT,
-/// the answer to a protocol error): one that does not read must not hold up its close, or a
-/// shutdown.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Writes `bytes` and flushes, giving up after [`CLOSE_WRITE_TIMEOUT`].
-pub async fn write_bounded<T: Transport>(stream: &mut T, bytes: &[u8]) {
-    if bytes.is_empty() {
-        return;
-    }
-    let _ = glommio::timer::timeout(CLOSE_WRITE_TIMEOUT, async {
-        stream.write_all(bytes).await?;
-        stream.flush().await?;
-        Ok(())
-    })
-    .await;
-}
-
 /// Writes what is still buffered for the client and a DISCONNECT saying why it is closed (v5).
 async fn close_with<T: Transport>(client: &ClientRef, gen: u64, stream: &mut T, code: u8, why: String) {
     let out = {
@@ -256,25 +239,6 @@ async fn close_with<T: Transport>(client: &ClientRef, gen: u64, stream: &mut T, 
         l.take_all_output()
     };
     write_bounded(stream, &out).await;
-}
-
-/// After closing for an error, a kick or a takeover: stop sending, then read and discard what
-/// the client still sends for a moment (a busy client always has some on the way). Closing a
-/// socket with unread input makes the kernel reset the connection, and a reset can destroy the
-/// DISCONNECT (with its reason code) before the client reads it.
-async fn linger<T: Transport>(stream: &mut T) {
-    let _ = stream.shutdown_write().await;
-    let mut scratch = vec![0u8; 4096];
-    let _ = glommio::timer::timeout(Duration::from_secs(1), async {
-        // Bounded by the timeout; ends early at EOF or error.
-        while let Ok(n) = stream.read(&mut scratch).await {
-            if n == 0 {
-                break;
-            }
-        }
-        Ok(())
-    })
-    .await;
 }
 
 /// How a connection ended.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use super::client::ClientRef;
 use super::routes::{RoutePlan, Scope};
-use super::shard::{Shard, SharedPublish, ShardMsg};
+use super::shard::Shard;
+use super::shard_msg::{SharedPublish, ShardMsg};
 use super::stats::ShardCounters;
 use crate::session::{wall_ns, Delivery, Message};
 

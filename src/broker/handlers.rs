@@ -7,9 +7,9 @@ use std::time::Instant;
 use bytestring::ByteString;
 
 use super::client::ClientRef;
-use super::lifecycle::split;
-use super::routes::LocalSub;
-use super::shard::{RetainedQuery, Shard};
+use super::routes::{split_filter, LocalSub};
+use super::shard::Shard;
+use super::shard_msg::RetainedQuery;
 use super::stats::ShardCounters;
 use crate::protocol::topic::is_valid_topic_filter;
 use crate::protocol::{reason, Packet, Properties, PubResp, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe};
@@ -258,7 +258,7 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
         (c.link().is_some_and(|l| l.conn().version.is_v5()), s.uid(), s.tenant().clone(), s.client_id().clone())
     };
     for (filter, options) in sub.filters {
-        let (group, real) = split(&filter);
+        let (group, real) = split_filter(&filter);
         let (existed, room) = {
             let c = ctx.client.borrow();
             let existed = c.session().has_subscription(&filter);
@@ -338,7 +338,7 @@ async fn unsubscribe(ctx: &mut Ctx, u: Unsubscribe) -> Flow {
             (existed, c.session().uid(), c.session().tenant().clone())
         };
         if existed {
-            let (group, real): (Option<ByteString>, ByteString) = split(&filter);
+            let (group, real): (Option<ByteString>, ByteString) = split_filter(&filter);
             if let Some(route) = shard.routes.borrow_mut().remove_local(&tenant, &real, group.as_ref(), uid, shard.id) {
                 withdrawals.push(route);
             }

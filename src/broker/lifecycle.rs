@@ -7,9 +7,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytestring::ByteString;
-
 use super::client::ClientRef;
+use super::routes::split_filter;
 use super::shard::Shard;
 use super::stats::ShardCounters;
 use crate::protocol::{reason, LastWill, Publish};
@@ -48,19 +47,11 @@ pub async fn end_session(shard: &Rc<Shard>, client: &ClientRef) {
         ShardCounters::sub(&shard.counters().sessions, 1);
     }
     for filter in subs {
-        let (group, real) = split(&filter);
+        let (group, real) = split_filter(&filter);
         let route = shard.routes.borrow_mut().remove_local(&tenant, &real, group.as_ref(), uid, shard.id);
         if let Some(route) = route {
             shard.announce(route, false).await;
         }
-    }
-}
-
-/// Splits a stored filter into (group, filter).
-pub fn split(filter: &ByteString) -> (Option<ByteString>, ByteString) {
-    match crate::protocol::topic::split_shared(filter) {
-        Some((g, f)) => (Some(g.into()), f.into()),
-        None => (None, filter.clone()),
     }
 }
 

@@ -15,7 +15,8 @@ use ratatosk_shards::PeerReceivers;
 
 use super::attach;
 use super::routes::Scope;
-use super::shard::{Handoff, Shard, ShardMsg};
+use super::shard::Shard;
+use super::shard_msg::{Handoff, ShardMsg};
 
 /// Spawns the receive tasks for every peer, and the shard's outbox.
 pub fn spawn_receivers(shard: &Rc<Shard>, receivers: Vec<PeerReceivers<ShardMsg>>) {

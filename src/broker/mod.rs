@@ -11,6 +11,7 @@ mod announce;
 mod attach;
 mod client;
 mod clients;
+mod closing;
 mod connection;
 mod fanout;
 mod handlers;
@@ -24,8 +25,10 @@ mod peers;
 mod replay;
 mod restore;
 mod retained;
+mod retained_set;
 mod routes;
 mod shard;
+mod shard_msg;
 mod stats;
 mod sys;
 
@@ -40,7 +43,8 @@ use ratatosk_shards::{run_shards, Latch, Placement, ShardConfig, ShardContext, D
 use crate::config::Config;
 use crate::store::memory::MemoryStore;
 use crate::tenant::AllowAll;
-use shard::{Shard, ShardMsg, ShardParts};
+use shard::{Shard, ShardParts};
+use shard_msg::ShardMsg;
 use stats::Stats;
 
 /// Why the broker stopped with an error.

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use bytestring::ByteString;
 
 use super::client::ClientRef;
-use super::shard::{PaceSignal, Shard, ShardMsg};
+use super::shard::Shard;
+use super::shard_msg::{PaceSignal, ShardMsg};
 use super::stats::ShardCounters;
 use crate::session::{Message, Publisher};
 

@@ -8,7 +8,7 @@ use glommio::{GlommioError, ResourceType};
 use ratatosk_shards::Mesh;
 
 use super::notify::Notify;
-use super::shard::ShardMsg;
+use super::shard_msg::ShardMsg;
 
 /// One shard's ends towards its peers.
 pub struct Peers {

@@ -8,8 +8,8 @@
 use std::rc::Rc;
 
 use super::client::Client;
-use super::lifecycle::{self, split};
-use super::routes::LocalSub;
+use super::lifecycle;
+use super::routes::{split_filter, LocalSub};
 use super::shard::Shard;
 use super::stats::ShardCounters;
 use crate::session::{wall_ns, Session, NEVER_EXPIRES};
@@ -33,7 +33,7 @@ pub async fn restore(shard: &Rc<Shard>) -> Result<(), StoreError> {
         ShardCounters::add(&shard.counters().sessions, 1);
         let subs: Vec<_> = client.borrow().session().subscriptions().map(|(f, s)| (f.clone(), *s)).collect();
         for (filter, sub) in subs {
-            let (group, real) = split(&filter);
+            let (group, real) = split_filter(&filter);
             // Subscribed before anything published from now on.
             let local = LocalSub { client: client.clone(), uid, client_id: client_id.clone(), options: sub.options, id: sub.id, since_ns: 0 };
             if let Some(route) = shard.routes.borrow_mut().add_local(&tenant, &real, group.as_ref(), local, shard.id) {

@@ -86,6 +86,15 @@ pub struct Route {
     pub shard: usize,
 }
 
+/// Splits a session's filter into its shared group, if any, and the filter proper
+/// (`$share/g/a/#` → (`g`, `a/#`)).
+pub fn split_filter(filter: &ByteString) -> (Option<ByteString>, ByteString) {
+    match crate::protocol::topic::split_shared(filter) {
+        Some((g, f)) => (Some(g.into()), f.into()),
+        None => (None, filter.clone()),
+    }
+}
+
 /// Which deliveries a plan should include.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

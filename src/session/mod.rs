@@ -14,7 +14,6 @@
 
 mod inbound;
 mod ledger;
-mod message;
 mod outbound;
 mod outlet;
 mod queue;
@@ -25,25 +24,17 @@ use std::rc::Rc;
 use bytestring::ByteString;
 use ratatosk_shards::Partition;
 
-use crate::protocol::{LastWill, SubOptions};
+use crate::protocol::LastWill;
 use crate::store::{FlightState, SessionImage, SessionRecord, SessionStore, StoreKey, StoredMessage};
 
 pub use ledger::{DropReason, Ledger};
-pub use message::{wall_ns, Message, MessageIds, Publisher};
+pub use crate::message::{wall_ns, Message, MessageIds, Publisher};
+pub use crate::store::Subscription;
 pub use outbound::Delivery;
 pub use outlet::{OutPublish, Outlet};
 pub use queue::{OutFlight, OutState, QueuedMessage};
 
 use queue::Inflight;
-
-/// A subscription as the session remembers it (the filter string is the map key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscription {
-    /// Options given in SUBSCRIBE.
-    pub options: SubOptions,
-    /// v5 subscription identifier, if one was given.
-    pub id: Option<u32>,
-}
 
 /// Session expiry meaning "never" (5.0 section 3.1.2.11.2) (0xFFFFFFFF in v5; 3.x persistent sessions).
 pub const NEVER_EXPIRES: u32 = u32::MAX;

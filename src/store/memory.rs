@@ -14,7 +14,8 @@ use bytestring::ByteString;
 use ratatosk_shards::Partition;
 
 use super::{Commit, Durability, DurableWait, RetainedStore, SessionImage, SessionRecord, SessionStore, StoreError, StoreKey, StoredMessage};
-use crate::session::{Message, Subscription};
+use super::Subscription;
+use crate::message::Message;
 
 #[derive(Debug)]
 struct Kept {

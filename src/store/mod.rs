@@ -23,8 +23,17 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use ratatosk_shards::Partition;
 
-use crate::protocol::{LastWill, QoS};
-use crate::session::{Message, Subscription};
+use crate::message::Message;
+use crate::protocol::{LastWill, QoS, SubOptions};
+
+/// A subscription as a session keeps it (the filter string is its key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// Options given in SUBSCRIBE.
+    pub options: SubOptions,
+    /// v5 subscription identifier, if one was given.
+    pub id: Option<u32>,
+}
 
 /// A point in a store's sequence of writes; writes up to it become durable together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -1,5 +1,6 @@
 //! An application message on its way from a publisher to subscribers.
 //!
+//! Below sessions, stores and the broker, which all hold it.
 //! Created once per incoming PUBLISH and shared by `Arc` between every shard and session that
 //! delivers it, so the payload is never copied per subscriber. What a store needs to keep a
 //! message across a restart is in it: an id that no other message of this broker has had or will
