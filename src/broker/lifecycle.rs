@@ -58,7 +58,7 @@ pub async fn end_session(shard: &Rc<Shard>, client: &ClientRef) {
 /// After a connection ends: publish or schedule the will, and end or schedule the end of the
 /// session by its expiry interval.
 pub async fn detach(shard: &Rc<Shard>, client: &ClientRef, gen: u64, normal: bool) {
-    let (will_delay, expiry, mut link, tenant, uid) = {
+    let (mut link, tenant, uid) = {
         let mut c = client.borrow_mut();
         let Some(link) = c.detach(gen) else { return };
         let s = c.session_mut();
@@ -67,33 +67,42 @@ pub async fn detach(shard: &Rc<Shard>, client: &ClientRef, gen: u64, normal: boo
             // [MQTT-3.1.2-10] a normal DISCONNECT (without 0x04) already removed the will.
             s.take_will();
         }
-        let will_delay = c.session().will_delay();
         let s = c.session();
-        (will_delay, s.expiry_interval(), link, s.tenant().clone(), s.uid())
+        (link, s.tenant().clone(), s.uid())
     };
     shard.release_publishers(&tenant, uid, link.pacing_mut().end_episode());
     drop(link);
+    after_disconnect(shard, client, 0).await;
+}
+
+/// For a session whose connection ended `elapsed` seconds ago (0 just now; more for one restored
+/// after a restart): publishes its will or schedules it, and ends the session or schedules its
+/// end, counting both from that moment.
+pub async fn after_disconnect(shard: &Rc<Shard>, client: &ClientRef, elapsed: u32) {
+    let (will_delay, expiry) = {
+        let c = client.borrow();
+        (c.session().will_delay(), c.session().expiry_interval())
+    };
     if let Some(delay) = will_delay {
         // The will goes out at the earlier of its delay and the session's end [MQTT-3.1.3-9].
-        let delay = delay.min(expiry);
-        if delay == 0 {
-            publish_pending_will(shard, client).await;
-        } else {
-            unless_resumed(shard, client, delay, |shard, client| async move { publish_pending_will(&shard, &client).await });
+        match delay.min(expiry).checked_sub(elapsed) {
+            Some(left) if left > 0 => unless_resumed(shard, client, left, |shard, client| async move { publish_pending_will(&shard, &client).await }),
+            _ => publish_pending_will(shard, client).await,
         }
     }
-    if expiry == 0 {
-        end_session(shard, client).await;
-    } else if expiry != NEVER_EXPIRES {
-        unless_resumed(shard, client, expiry, |shard, client| async move {
-            publish_pending_will(&shard, &client).await;
-            end_session(&shard, &client).await
-        });
+    if expiry != NEVER_EXPIRES {
+        match expiry.checked_sub(elapsed) {
+            Some(left) if left > 0 => unless_resumed(shard, client, left, |shard, client| async move {
+                publish_pending_will(&shard, &client).await;
+                end_session(&shard, &client).await
+            }),
+            _ => end_session(shard, client).await,
+        }
     }
 }
 
 /// Runs `action` after `secs` seconds unless the session was resumed (or replaced) meanwhile.
-pub fn unless_resumed<F, Fut>(shard: &Rc<Shard>, client: &ClientRef, secs: u32, action: F)
+fn unless_resumed<F, Fut>(shard: &Rc<Shard>, client: &ClientRef, secs: u32, action: F)
 where
     F: FnOnce(Rc<Shard>, ClientRef) -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
@@ -114,7 +123,7 @@ where
 }
 
 /// Publishes the will waiting in the session, if there still is one.
-pub async fn publish_pending_will(shard: &Rc<Shard>, client: &ClientRef) {
+async fn publish_pending_will(shard: &Rc<Shard>, client: &ClientRef) {
     let will = client.borrow_mut().session_mut().take_will();
     if let Some(w) = will {
         publish_will(shard, client, *w).await;

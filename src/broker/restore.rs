@@ -12,7 +12,7 @@ use super::lifecycle;
 use super::routes::{split_filter, LocalSub};
 use super::shard::Shard;
 use super::stats::ShardCounters;
-use crate::session::{wall_ns, Session, NEVER_EXPIRES};
+use crate::session::{wall_ns, Session};
 use crate::store::StoreError;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -46,28 +46,10 @@ pub async fn restore(shard: &Rc<Shard>) -> Result<(), StoreError> {
         shard.announce(route, true).await;
     }
     for client in restored {
-        let (gone_ns, expiry, will_delay) = {
-            let c = client.borrow();
-            let s = c.session();
-            // A session whose connection was up at the crash lost it then, as far as anyone can tell.
-            (s.disconnected_ns().unwrap_or(now), s.expiry_interval(), s.will_delay())
-        };
+        // A session whose connection was up at the crash lost it then, as far as anyone can tell.
+        let gone_ns = client.borrow().session().disconnected_ns().unwrap_or(now);
         let elapsed = u32::try_from(now.saturating_sub(gone_ns) / NS_PER_SEC).unwrap_or(u32::MAX);
-        if let Some(delay) = will_delay {
-            match delay.min(expiry).checked_sub(elapsed) {
-                Some(left) if left > 0 => lifecycle::unless_resumed(shard, &client, left, |shard, client| async move { lifecycle::publish_pending_will(&shard, &client).await }),
-                _ => lifecycle::publish_pending_will(shard, &client).await,
-            }
-        }
-        if expiry != NEVER_EXPIRES {
-            match expiry.checked_sub(elapsed) {
-                Some(left) if left > 0 => lifecycle::unless_resumed(shard, &client, left, |shard, client| async move {
-                    lifecycle::publish_pending_will(&shard, &client).await;
-                    lifecycle::end_session(&shard, &client).await
-                }),
-                _ => lifecycle::end_session(shard, &client).await,
-            }
-        }
+        lifecycle::after_disconnect(shard, &client, elapsed).await;
     }
     Ok(())
 }
