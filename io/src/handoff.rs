@@ -29,6 +29,11 @@ impl DetachedStream {
         Ok(DetachedStream { fd: unsafe { OwnedFd::from_raw_fd(dup) } })
     }
 
+    /// The descriptor, to watch while the connection is parked.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Adopts the connection into the current executor.
     pub fn attach(self) -> TcpStream {
         let fd = self.fd.into_raw_fd();

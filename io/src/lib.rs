@@ -10,10 +10,12 @@
 
 mod handoff;
 mod listener;
+mod parking;
 mod stamped;
 mod transport;
 
 pub use handoff::DetachedStream;
 pub use listener::{Listener, ListenerError};
+pub use parking::{ParkingError, ParkingLot, ParkingSpot, Woken};
 pub use stamped::{enable_rx_timestamps, realtime_ns, try_read_stamped};
 pub use transport::{Detached, Received, TcpTransport, Transport};

@@ -17,6 +17,9 @@
 //!   buffered plaintext and records; it is `Send`) in its `Detached` variant and wraps the
 //!   re-attached socket with it, so the session continues without a new handshake. A WebSocket
 //!   transport moves the frame decoder's state (a partly received frame) the same way.
+//! - **Parking.** A connection idle for a while is detached the same way but stays on its shard:
+//!   its task ends and its descriptor waits in the `parking` watcher until input arrives, so an
+//!   idle connection costs neither a suspended future nor a readiness source.
 //!
 //! Everything here runs on one shard's executor: futures are not `Send`, and need not be.
 
@@ -65,6 +68,15 @@ pub trait Transport: Sized {
 pub enum Detached {
     /// Plain TCP.
     Tcp(DetachedStream),
+}
+
+impl Detached {
+    /// The socket's descriptor (to park it; see `parking`).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Detached::Tcp(s) => s.raw_fd(),
+        }
+    }
 }
 
 /// Plain TCP: glommio's stream, with receive timestamps on reads that do not wait.

@@ -28,11 +28,21 @@ const READ_CHUNK: usize = 1024;
 /// Serves a freshly accepted connection: admits it, then serves it here or hands it to its home
 /// shard.
 pub async fn accept<T: Transport>(shard: Rc<Shard>, mut transport: T) {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::new();
     let limit = Duration::from_secs(shard.config.limits.connect_timeout);
     let max = shard.config.limits.max_packet_size;
     let got = glommio::timer::timeout(limit, async { read_whole_packet(&mut transport, &mut buf, max).await.map_err(glommio::GlommioError::IoError) }).await;
-    if got.is_err() {
+    // Boxed: everything after CONNECT (admission, attach, the connection's loop) makes a far
+    // larger future than the wait for it, which is all a connection that has not sent CONNECT
+    // yet should cost (a storm of slow handshakes would otherwise hold kilobytes each).
+    Box::pin(admit_and_serve(shard, transport, buf, got.is_ok())).await;
+}
+
+/// Admits a client whose first packet is in `buf` (`complete` unless it timed out or is
+/// malformed) and serves it here or hands it to its home shard.
+async fn admit_and_serve<T: Transport>(shard: Rc<Shard>, mut transport: T, mut buf: BytesMut, complete: bool) {
+    let max = shard.config.limits.max_packet_size;
+    if !complete {
         // Nothing valid within the connect timeout, or the first packet is malformed before it
         // is complete: close without a word [MQTT-3.1.0-1], but answer a v5 client with CONNACK.
         tracing::debug!("connection closed before a valid CONNECT");
@@ -56,7 +66,17 @@ pub async fn accept<T: Transport>(shard: Rc<Shard>, mut transport: T) {
     }
 }
 
+/// Reads until `buf` holds a whole packet. The first byte is awaited without a buffer, so a
+/// connection that has sent nothing yet holds none.
 async fn read_whole_packet<T: Transport>(transport: &mut T, buf: &mut BytesMut, max: u32) -> std::io::Result<()> {
+    if buf.is_empty() {
+        let mut first = [0u8; 1];
+        if transport.read(&mut first).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.reserve(READ_CHUNK);
+        buf.extend_from_slice(&first);
+    }
     loop {
         match protocol::check(buf, max) {
             Ok(Some(_)) => return Ok(()),
@@ -78,7 +98,7 @@ async fn read_whole_packet<T: Transport>(transport: &mut T, buf: &mut BytesMut, 
 async fn admit<T: Transport>(shard: &Shard, transport: &mut T, buf: &mut BytesMut) -> Option<Admitted> {
     let is_v5 = declares_v5(buf);
     let limits = &shard.config.limits;
-    let connect = match protocol::decode(buf, None, limits.max_packet_size) {
+    let mut connect = match protocol::decode(buf, None, limits.max_packet_size) {
         Ok(Some(Packet::Connect(c))) => c,
         Ok(_) => return None,
         Err(DecodeError::UnsupportedProtocolVersion { level, .. }) => {
@@ -132,7 +152,13 @@ async fn admit<T: Transport>(shard: &Shard, transport: &mut T, buf: &mut BytesMu
             return None;
         }
     }
-    let (client_id, assigned) = if connect.client_id.is_empty() { (assign_client_id(shard, &identity.tenant), true) } else { (connect.client_id.clone(), false) };
+    // Copied out of the read buffer: the id lives as long as the session, and a slice of the
+    // buffer would keep all of it (a KiB or more) alive for each idle connection.
+    let (client_id, assigned) = if connect.client_id.is_empty() { (assign_client_id(shard, &identity.tenant), true) } else { (ByteString::from(&*connect.client_id), false) };
+    if let Some(w) = connect.will.as_mut() {
+        w.topic = ByteString::from(&*w.topic);
+        w.payload = bytes::Bytes::copy_from_slice(&w.payload);
+    }
     Some(Admitted { identity, client_id, assigned, connect })
 }
 

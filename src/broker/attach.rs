@@ -6,7 +6,7 @@
 //! connection loop.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use ratatosk_io::Transport;
@@ -14,7 +14,6 @@ use ratatosk_io::Transport;
 use super::closing::refuse_for_capacity;
 use super::client::Client;
 use super::connection::{self, Live};
-use super::handlers;
 use super::lifecycle;
 use super::link::{ConnState, Link};
 use super::shard::Shard;
@@ -68,6 +67,7 @@ async fn attach(shard: Rc<Shard>, admitted: Admitted) -> Live {
         // [MQTT-3.1.2-24] silence beyond 1.5 × keep alive closes the connection; the shard's
         // keep alive sweep checks it, so the read loop carries no timer.
         keep_alive: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
+        connect_expiry_zero: expiry == 0,
     };
 
     let existing = shard.clients.get(&tenant, &client_id);
@@ -94,7 +94,14 @@ async fn attach(shard: Rc<Shard>, admitted: Admitted) -> Live {
     let (gen, notify) = {
         let mut c = client.borrow_mut();
         c.session_mut().connected(expiry, connect.will.take().map(Box::new));
-        let gen = c.attach(Link::new(conn));
+        let mut link = Link::new(conn);
+        if shard.parked.enabled() {
+            // Most connections say little after CONNECT: park at once rather than keep a task
+            // for each until the sweep notices (the memory of a burst of connections would
+            // otherwise stay with the process).
+            link.park_when_idle();
+        }
+        let gen = c.attach(link);
         let mut ack_props = Properties::default();
         if v5 {
             ack_props.assigned_client_identifier = assigned.then(|| client_id.clone());
@@ -115,15 +122,5 @@ async fn attach(shard: Rc<Shard>, admitted: Admitted) -> Live {
     drop(connect);
     ShardCounters::add(&shard.counters().clients_connected, 1);
     tracing::debug!(client = %client_id, shard = shard.id, "client connected");
-    let ctx = handlers::Ctx {
-        shard: shard.clone(),
-        client: client.clone(),
-        identity,
-        gen,
-        connect_expiry_zero,
-        now: Instant::now(),
-        now_ns: wall_ns(),
-        arrived_ns: ratatosk_io::realtime_ns(),
-    };
-    Live { shard, client, notify, ctx, gen, v, client_id, max_packet_size: limits.max_packet_size }
+    Live::new(shard, client, gen, identity, v, notify, connect_expiry_zero)
 }

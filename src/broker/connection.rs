@@ -21,6 +21,7 @@ use super::notify::Notify;
 use super::shard::Shard;
 use super::stats::ShardCounters;
 use crate::protocol::{self, reason, ProtocolVersion};
+use crate::tenant::Identity;
 
 /// Read sizes adapt between these: an idle connection holds only a small buffer while it waits,
 /// a busy one reads big batches.
@@ -47,7 +48,26 @@ pub struct Live {
     pub max_packet_size: u32,
 }
 
-/// The connection's loop: flush, wait, handle packets; then detach from the session.
+impl Live {
+    /// What the loop of generation `gen` of `client` needs, for a client admitted as `identity`.
+    pub fn new(shard: Rc<Shard>, client: ClientRef, gen: u64, identity: Identity, v: ProtocolVersion, notify: Notify, connect_expiry_zero: bool) -> Live {
+        let client_id = client.borrow().session().client_id().clone();
+        let max_packet_size = shard.config.limits.max_packet_size;
+        let ctx = handlers::Ctx {
+            shard: shard.clone(),
+            client: client.clone(),
+            identity,
+            gen,
+            connect_expiry_zero,
+            now: Instant::now(),
+            now_ns: crate::session::wall_ns(),
+            arrived_ns: ratatosk_io::realtime_ns(),
+        };
+        Live { shard, client, notify, ctx, gen, v, client_id, max_packet_size }
+    }
+}
+
+/// The connection's loop: flush, wait, handle packets; then detach from the session, or park.
 pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
     let Live { shard, client, notify, mut ctx, gen, v, client_id, max_packet_size } = live;
     let mut outcome = Outcome::Lost;
@@ -94,6 +114,15 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
                 continue;
             }
             Output::Idle(buf) => spare = buf,
+        }
+
+        // Idle (the shard asked, or the connection is new and has nothing to do after CONNACK):
+        // end this task and leave the socket to the watcher; the session stays attached (see
+        // `parked`). Output and kicks were handled above, so a pending wake-up has been served.
+        if !unread && rbuf.is_empty() && asked_to_park(&client, gen) {
+            notify.clear();
+            outcome = Outcome::Parked;
+            break;
         }
 
         // Held back for subscribers that fell behind (see `pacing`): read nothing until they let
@@ -176,10 +205,27 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
         // give the other connections (and the accept loop) their turn.
         glommio::yield_if_needed().await;
     }
-    if matches!(outcome, Outcome::Error | Outcome::Kicked | Outcome::TakenOver) {
-        Box::pin(linger(&mut stream)).await;
+    let stream = if outcome == Outcome::Parked {
+        match stream.detach() {
+            Ok(parked) => {
+                shard.park(&client, gen, parked, ctx.identity, v);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(client = %client_id, error = %e, "cannot park a connection; closing it");
+                outcome = Outcome::Lost;
+                None
+            }
+        }
+    } else {
+        Some(stream)
+    };
+    if let Some(mut stream) = stream {
+        if matches!(outcome, Outcome::Error | Outcome::Kicked | Outcome::TakenOver) {
+            Box::pin(linger(&mut stream)).await;
+        }
+        let _ = stream.close().await;
     }
-    let _ = stream.close().await;
     ShardCounters::sub(&shard.counters().clients_connected, 1);
     tracing::debug!(client = %client_id, ?outcome, "client disconnected");
     if outcome != Outcome::TakenOver {
@@ -214,6 +260,13 @@ fn next_output(client: &ClientRef, gen: u64, spare: BytesMut) -> Output {
         Ok(out) => Output::Write(out),
         Err(spare) => Output::Idle(spare),
     }
+}
+
+/// Whether the shard asked this connection to park, and it may: it holds no publisher back
+/// (the hold's time limit needs the task).
+fn asked_to_park(client: &ClientRef, gen: u64) -> bool {
+    let mut c = client.borrow_mut();
+    c.link_of(gen).is_some_and(|l| !l.pacing().is_held() && l.take_park_request())
 }
 
 /// Resolves once the connection is kicked or its session taken over; deliveries wake it too, and
@@ -254,6 +307,8 @@ enum Outcome {
     TakenOver,
     /// Closed by us on request (shutdown, administrative).
     Kicked,
+    /// Idle: parked without a task, still connected.
+    Parked,
 }
 
 enum Event {

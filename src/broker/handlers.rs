@@ -258,6 +258,9 @@ async fn subscribe(ctx: &mut Ctx, sub: Subscribe) -> Flow {
         (c.link().is_some_and(|l| l.conn().version.is_v5()), s.uid(), s.tenant().clone(), s.client_id().clone())
     };
     for (filter, options) in sub.filters {
+        // Copied out of the read buffer (up to 64 KiB), which a stored slice would keep alive
+        // for as long as the subscription lasts.
+        let filter = ByteString::from(&*filter);
         let (group, real) = split_filter(&filter);
         let (existed, room) = {
             let c = ctx.client.borrow();

@@ -34,6 +34,25 @@ pub struct ConnState {
     pub problem_info: bool,
     /// 1.5 × the keep alive; `None` when keep alive is off [MQTT-3.1.2-24].
     pub keep_alive: Option<Duration>,
+    /// Whether CONNECT set a session expiry of 0 (a DISCONNECT may not raise it [MQTT-3.14.2-2]).
+    pub connect_expiry_zero: bool,
+}
+
+/// A connection's topic aliases.
+#[derive(Debug, Default)]
+struct Aliases {
+    /// Client to us: alias → topic.
+    inbound: HashMap<u16, ByteString>,
+    /// Us to client: topic → alias.
+    outbound: HashMap<ByteString, u16>,
+}
+
+/// Where a connection is in parking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Park {
+    Running,
+    Asked,
+    Parked,
 }
 
 /// One attached connection.
@@ -49,12 +68,15 @@ pub struct Link {
     notify: Notify,
     /// Set to a reason code when the connection must close (shutdown, keep alive, error).
     kick: Option<u8>,
-    /// Inbound topic aliases (5.0 section 3.3.2.3.4).
-    in_aliases: HashMap<u16, ByteString>,
-    /// Outbound topic aliases.
-    out_aliases: HashMap<ByteString, u16>,
+    /// Topic aliases in both directions (5.0 section 3.3.2.3.4); boxed on first use, since most
+    /// connections never use one.
+    aliases: Option<Box<Aliases>>,
     /// When the connection last sent anything.
     last_rx: Instant,
+    /// When we last wrote to the connection.
+    last_tx: Instant,
+    /// Whether the connection was asked to park, or is parked (see `parked`).
+    park: Park,
     /// Back-pressure state, as a subscriber that fell behind and as a publisher held back.
     pacing: Pacing,
 }
@@ -68,9 +90,10 @@ impl Link {
             writing: 0,
             notify: Notify::default(),
             kick: None,
-            in_aliases: HashMap::new(),
-            out_aliases: HashMap::new(),
+            aliases: None,
             last_rx: Instant::now(),
+            last_tx: Instant::now(),
+            park: Park::Running,
             pacing: Pacing::default(),
         }
     }
@@ -126,6 +149,7 @@ impl Link {
     /// The write of what [`Link::take_output`] returned has completed.
     pub fn wrote(&mut self) {
         self.writing = 0;
+        self.last_tx = Instant::now();
     }
 
     /// Drops the output not yet written (the connection is closing).
@@ -139,6 +163,42 @@ impl Link {
         self.last_rx = now;
     }
 
+    /// Whether nothing went either way on the connection since `since`.
+    pub fn idle_since(&self, since: Instant) -> bool {
+        self.last_rx < since && self.last_tx < since
+    }
+
+    /// Asks the connection task to park the connection (it has been idle), unless it is
+    /// parked already.
+    pub fn ask_park(&mut self) {
+        if self.park == Park::Running {
+            self.park = Park::Asked;
+            self.notify.notify();
+        }
+    }
+
+    /// Lets the connection park as soon as it has nothing to do (a new connection, after
+    /// CONNACK and whatever came with CONNECT).
+    pub fn park_when_idle(&mut self) {
+        if self.park == Park::Running {
+            self.park = Park::Asked;
+        }
+    }
+
+    /// Whether the shard asked the connection to park; the request is taken.
+    pub fn take_park_request(&mut self) -> bool {
+        let asked = self.park == Park::Asked;
+        if asked {
+            self.park = Park::Running;
+        }
+        asked
+    }
+
+    /// The connection is parked now, or runs again.
+    pub fn set_parked(&mut self, parked: bool) {
+        self.park = if parked { Park::Parked } else { Park::Running };
+    }
+
     /// Whether the connection has been silent past its keep alive [MQTT-3.1.2-24].
     pub fn keep_alive_expired(&self, now: Instant) -> bool {
         self.conn.keep_alive.is_some_and(|k| now.saturating_duration_since(self.last_rx) > k)
@@ -146,12 +206,12 @@ impl Link {
 
     /// The topic an inbound topic alias stands for.
     pub fn inbound_alias(&self, alias: u16) -> Option<&ByteString> {
-        self.in_aliases.get(&alias)
+        self.aliases.as_ref()?.inbound.get(&alias)
     }
 
     /// Records (or re-points) an inbound topic alias.
     pub fn set_inbound_alias(&mut self, alias: u16, topic: ByteString) {
-        self.in_aliases.insert(alias, topic);
+        self.aliases.get_or_insert_default().inbound.insert(alias, topic);
     }
 
     /// Back-pressure state.
@@ -217,12 +277,13 @@ impl Outlet for Link {
         let mut topic_alias = None;
         let mut new_alias = false;
         if v5 && self.conn.alias_max > 0 {
-            if let Some(a) = self.out_aliases.get(&msg.topic) {
+            let out = &mut self.aliases.get_or_insert_default().outbound;
+            if let Some(a) = out.get(&msg.topic) {
                 topic_alias = Some(*a);
                 topic = "";
-            } else if self.out_aliases.len() < usize::from(self.conn.alias_max) {
-                let a = self.out_aliases.len() as u16 + 1;
-                self.out_aliases.insert(msg.topic.clone(), a);
+            } else if out.len() < usize::from(self.conn.alias_max) {
+                let a = out.len() as u16 + 1;
+                out.insert(msg.topic.clone(), a);
                 topic_alias = Some(a);
                 new_alias = true;
             }
@@ -247,8 +308,8 @@ impl Outlet for Link {
             Err(_) => {
                 // Too large for the client [MQTT-3.1.2-25]: not sent, and the alias it would have
                 // introduced is forgotten so a later message establishes it.
-                if new_alias {
-                    self.out_aliases.remove(&msg.topic);
+                if let (true, Some(a)) = (new_alias, self.aliases.as_mut()) {
+                    a.outbound.remove(&msg.topic);
                 }
                 false
             }

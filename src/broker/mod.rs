@@ -21,6 +21,7 @@ mod link;
 mod mesh;
 mod notify;
 mod pacing;
+mod parked;
 mod peers;
 mod replay;
 mod restore;
@@ -37,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ratatosk_io::Listener;
+use ratatosk_io::{Listener, ParkingLot, ParkingSpot};
 use ratatosk_shards::{run_shards, Latch, Placement, ShardConfig, ShardContext, DEFAULT_PARTITIONS};
 
 use crate::config::Config;
@@ -56,6 +57,9 @@ pub enum BrokerError {
     /// A listener could not be bound.
     #[error(transparent)]
     Listen(#[from] ratatosk_io::ListenerError),
+    /// The idle-connection watcher could not start.
+    #[error(transparent)]
+    Parking(#[from] ratatosk_io::ParkingError),
     /// The shards cannot be placed over the partitions.
     #[error("cannot place {shards} shards: {source}")]
     Placement {
@@ -82,6 +86,10 @@ pub fn run(config: Config, stop: Arc<Latch>) -> Result<(), BrokerError> {
     let bf = bind_failed.clone();
     let spin = (config.spin_before_park_us > 0).then(|| Duration::from_micros(config.spin_before_park_us));
     let shard_config = ShardConfig { shards, spin_before_park: spin, ..ShardConfig::default() };
+    // Outlives the shards (dropped after `run_shards` returns), so no parked socket is left
+    // unwatched while a shard runs.
+    let parking = if config.park_idle_ms > 0 { Some(ParkingLot::start(shards)?) } else { None };
+    let spots: Arc<Vec<ParkingSpot>> = Arc::new(parking.as_ref().map(|p| (0..shards).filter_map(|s| p.spot(s)).collect()).unwrap_or_default());
     for a in &addrs {
         tracing::info!(address = %a, shards, "listening for MQTT");
     }
@@ -91,21 +99,23 @@ pub fn run(config: Config, stop: Arc<Latch>) -> Result<(), BrokerError> {
         let stop = stop.clone();
         let bind_failed = bf.clone();
         let placement = placement.clone();
-        async move { shard_main(ctx, config, placement, stats, stop, bind_failed).await }
+        let spot = spots.get(ctx.id).cloned();
+        async move { shard_main(ctx, config, placement, stats, stop, bind_failed, spot).await }
     })?;
+    drop(parking);
     if bind_failed.load(Ordering::Relaxed) {
         return Err(BrokerError::Runtime(ratatosk_shards::RuntimeError::Panicked(0)));
     }
     Ok(())
 }
 
-async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, placement: Placement, stats: Stats, stop: Arc<Latch>, bind_failed: Arc<AtomicBool>) {
+async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, placement: Placement, stats: Stats, stop: Arc<Latch>, bind_failed: Arc<AtomicBool>, parking: Option<ParkingSpot>) {
     let mut mesh = ctx.mesh.take();
     let receivers = mesh.as_mut().map(|m| m.take_receivers()).unwrap_or_default();
     // The in-memory store: what `durability = "none"` keeps. The storage issue puts a per-shard
     // fjall database behind the same traits.
     let store = Rc::new(MemoryStore::new());
-    let parts = ShardParts { id: ctx.id, config: config.clone(), placement, senders: mesh, stats, sessions: store.clone(), retained: store, auth: Rc::new(AllowAll) };
+    let parts = ShardParts { id: ctx.id, config: config.clone(), placement, senders: mesh, stats, sessions: store.clone(), retained: store, auth: Rc::new(AllowAll), parking };
     let shard = Rc::new(Shard::new(parts));
     mesh::spawn_receivers(&shard, receivers);
     if let Err(e) = restore::restore(&shard).await {
@@ -134,7 +144,10 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, placem
                 });
                 match next.await {
                     Some(transport) => {
-                        glommio::spawn_local(admission::accept(shard.clone(), transport)).detach();
+                        // Until it sends something, a new connection waits parked (see `parked`).
+                        if let Err(transport) = shard.park_new(transport) {
+                            glommio::spawn_local(admission::accept(shard.clone(), transport)).detach();
+                        }
                     }
                     // Stopping: the listener closes here, so clients that reconnect while the
                     // connections say goodbye are refused instead of accepted and kicked again.
@@ -145,6 +158,7 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, placem
         .detach();
     }
     glommio::spawn_local(keep_alive_sweep(shard.clone())).detach();
+    glommio::spawn_local(shard.clone().run_parked()).detach();
     if shard.id == 0 && config.sys_interval > 0 {
         glommio::spawn_local(sys::publish_loop(shard.clone())).detach();
     }
@@ -152,13 +166,21 @@ async fn shard_main(mut ctx: ShardContext<ShardMsg>, config: Arc<Config>, placem
     shutdown(&shard).await;
 }
 
-/// Closes connections that stayed silent past 1.5 × their keep alive [MQTT-3.1.2-24]: one sweep
-/// per shard every 250 ms instead of a timer per connection on the read path.
+/// Closes connections that stayed silent past 1.5 × their keep alive [MQTT-3.1.2-24], and asks
+/// connections idle for `park_idle_ms` to park: one sweep per shard every 250 ms instead of a
+/// timer per connection on the read path.
 async fn keep_alive_sweep(shard: Rc<Shard>) {
+    let park_after = Duration::from_millis(shard.config.park_idle_ms);
     loop {
         glommio::timer::sleep(Duration::from_millis(250)).await;
         shard.sync_counters();
         let now = std::time::Instant::now();
+        if let Some(since) = now.checked_sub(park_after) {
+            shard.ask_idle_to_park(since);
+        }
+        if let Some(cutoff) = now.checked_sub(Duration::from_secs(shard.config.limits.connect_timeout)) {
+            shard.close_silent_new(cutoff);
+        }
         shard.clients.for_each(|c| {
             let mut c = c.borrow_mut();
             if c.keep_alive_expired(now) {

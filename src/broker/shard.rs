@@ -11,9 +11,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use ratatosk_io::ParkingSpot;
 use ratatosk_shards::{Mesh, Placement};
 
 use super::clients::Clients;
+use super::parked::Parked;
 use super::peers::Peers;
 use super::replay::ReplayWindow;
 use super::retained_set::RetainedMessages;
@@ -43,6 +45,8 @@ pub struct ShardParts {
     pub retained: Rc<dyn RetainedStore>,
     /// Who is admitted, and to what.
     pub auth: Rc<dyn AuthProvider>,
+    /// Where idle connections park; `None` keeps a task per connection.
+    pub parking: Option<ParkingSpot>,
 }
 
 /// One shard.
@@ -53,6 +57,7 @@ pub struct Shard {
     pub(super) placement: Placement,
     pub(super) peers: Peers,
     pub(super) clients: Clients,
+    pub(super) parked: Parked,
     pub(super) routes: RefCell<RouteTable>,
     pub(super) retained: RefCell<RetainedMessages>,
     pub(super) replay: RefCell<ReplayWindow>,
@@ -73,6 +78,7 @@ impl Shard {
             n,
             peers: Peers::new(p.id, n, p.senders),
             clients: Clients::default(),
+            parked: Parked::new(p.parking),
             routes: RefCell::default(),
             retained: RefCell::new(RetainedMessages::new(p.retained)),
             replay: RefCell::default(),

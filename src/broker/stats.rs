@@ -11,6 +11,8 @@ use crate::session::{DropReason, Ledger};
 pub struct ShardCounters {
     /// Network connections with an accepted CONNECT.
     pub clients_connected: AtomicU64,
+    /// Connections parked while idle (no task; see `parked`), as of the last keep alive sweep.
+    pub connections_parked: AtomicU64,
     /// Sessions held (connected or not).
     pub sessions: AtomicU64,
     /// PUBLISH packets received from clients.
@@ -52,6 +54,11 @@ impl ShardCounters {
     /// Adds `n` to a counter of this shard.
     pub fn add(c: &AtomicU64, n: u64) {
         c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Sets a gauge of this shard.
+    pub fn set(c: &AtomicU64, n: u64) {
+        c.store(n, Ordering::Relaxed);
     }
 
     /// Subtracts `n` from a gauge of this shard.

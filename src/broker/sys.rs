@@ -18,8 +18,9 @@ use crate::tenant::DEFAULT_TENANT;
 /// A counter summed over all shards, by its topic under `$SYS/broker/`.
 type Counter = (&'static str, fn(&ShardCounters) -> &AtomicU64);
 
-const COUNTERS: [Counter; 12] = [
+const COUNTERS: [Counter; 13] = [
     ("clients/connected", |c| &c.clients_connected),
+    ("clients/parked", |c| &c.connections_parked),
     ("clients/refused", |c| &c.connections_refused),
     ("sessions", |c| &c.sessions),
     ("messages/received", |c| &c.messages_received),
