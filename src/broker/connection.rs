@@ -76,6 +76,9 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
     // Packets that arrived together with CONNECT are handled before waiting for more input: a
     // client may send them without waiting for CONNACK.
     let mut unread = !rbuf.is_empty();
+    // The last read emptied the socket: the next wait goes straight to the readiness wait (a
+    // read that could only fail with EAGAIN would cost a system call per message at low load).
+    let mut drained = false;
     'conn: loop {
         // Flush everything gathered since the last write in one go.
         match next_output(&client, gen, spare) {
@@ -145,9 +148,10 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
         }
 
         if !unread {
-            match wait(&mut stream, &mut rbuf, &notify, chunk).await {
+            match wait(&mut stream, &mut rbuf, &notify, chunk, drained).await {
                 Event::Read(Ok(Received { len: 0, .. })) | Event::Read(Err(_)) => break,
                 Event::Read(Ok(Received { len, stamp_ns })) => {
+                    drained = len < chunk;
                     chunk = if len == chunk { (chunk * 2).min(READ_MAX) } else if len < chunk / 4 { (chunk / 2).max(READ_MIN) } else { chunk };
                     ctx.arrived_ns = stamp_ns.unwrap_or_else(ratatosk_io::realtime_ns);
                     if let Some(l) = client.borrow_mut().link_of(gen) {
@@ -317,14 +321,17 @@ enum Event {
     Wake,
 }
 
-/// Waits for input or a wake-up; read bytes are appended to `rbuf`.
+/// Waits for input or a wake-up; read bytes are appended to `rbuf`. Unless the socket was
+/// `drained` by the last read, what is already there is taken first.
 ///
 /// An idle connection holds no read buffer while it waits: the wait is a one-byte read into the
 /// future itself, and the buffer is allocated only once data has arrived. Losing the race to a
 /// wake-up loses nothing: glommio's reads are readiness-based, so a dropped read consumed nothing.
-async fn wait<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, notify: &Notify, chunk: usize) -> Event {
-    if let Some(ev) = read_ready(stream, rbuf, chunk, 0) {
-        return ev;
+async fn wait<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, notify: &Notify, chunk: usize, drained: bool) -> Event {
+    if !drained {
+        if let Some(ev) = read_ready(stream, rbuf, chunk, 0) {
+            return ev;
+        }
     }
     if rbuf.is_empty() {
         *rbuf = BytesMut::new();
