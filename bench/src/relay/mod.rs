@@ -23,6 +23,7 @@ mod routes;
 use std::io;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -38,6 +39,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const ACCEPT_BATCH: usize = 256;
 /// Readiness events taken per `epoll_wait`.
 const EVENTS: usize = 1024;
+/// How often accepting is retried while the process is out of file descriptors.
+const STARVED_RETRY: Duration = Duration::from_millis(100);
 
 /// Listens on `addr` and relays until killed. Prints `relay listening on ADDR` (the bound address,
 /// so port 0 works) once it accepts connections.
@@ -62,8 +65,15 @@ pub fn run(addr: SocketAddr) -> Result<(), String> {
     let mut scratch = vec![0u8; READ_CHUNK];
     let mut accepting = Accept::Idle;
     loop {
-        let busy = hub.has_input() || accepting == Accept::Ready;
-        match poll.poll(&mut events, busy.then_some(std::time::Duration::ZERO)) {
+        let timeout = if hub.has_input() || accepting == Accept::Ready {
+            Some(Duration::ZERO)
+        } else if accepting == Accept::Starved {
+            // Waiting connections raise no new event; look again when a descriptor may be free.
+            Some(STARVED_RETRY)
+        } else {
+            None
+        };
+        match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("poll: {e}")),
@@ -97,7 +107,7 @@ enum Accept {
     Idle,
     /// Some, or a batch was cut short: accept on this turn.
     Ready,
-    /// Out of file descriptors: try again each turn (without spinning on it) until one is free.
+    /// Out of file descriptors: try again every turn, and at least every `STARVED_RETRY`.
     Starved,
 }
 
