@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Runs one ratatosk-bench scenario against ratatosk and against Mosquitto, in alternation, and prints
-# a table of received msg/s, latency p50 / p99 / p99.9 (medians over the rounds), messages lost, and
-# the ratio ratatosk / Mosquitto.
+# Runs one ratatosk-bench scenario against each broker in BROKERS, in alternation, and prints a table
+# of received msg/s, latency p50 / p99 / p99.9 (medians over the rounds) and messages lost per broker,
+# and the ratio of the first broker (ratatosk by default) to each other one.
 #
-# Both brokers run on one core (BROKER_CPU) and the load on another (LOAD_CPU), so neither steals
+# Brokers (BROKERS, default "ratatosk mosquitto floor", plus rumqttd when its binary is found):
+#   ratatosk   this repository's broker, one shard (--shards 1)
+#   mosquitto  Mosquitto, anonymous, one listener
+#   rumqttd    rumqttd 0.20 (`cargo install rumqttd`), its demo config's router settings and one
+#              listener (v5, or v4 when MQTT_VERSION is 3 or 4); no console, metrics or prometheus;
+#              payload limit and accept rate raised so that no SIZE or CONNRATE cuts off the clients
+#   floor      `ratatosk-bench relay`: a single-threaded epoll loop that relays PUBLISH bytes unchanged
+#              to matching subscribers and acknowledges QoS 1/2 itself; no broker does less per message,
+#              so it is the floor of latency and CPU for copying these bytes between these sockets
+# Every broker runs on one core (BROKER_CPU) and the load on another (LOAD_CPU), so neither steals
 # cycles from the other. Brokers listen on free loopback ports only and are stopped on exit.
 #
 # Usage: SCENARIO=name [VAR=value...] scripts/bench-vs.sh [extra ratatosk-bench pubsub flags...]
@@ -13,22 +22,29 @@
 #   fanin    N publishers (bench/i) -> one subscriber of the wildcard bench/#
 #   fanout   one publisher (bench/fanout) -> N subscribers of that topic
 #   shared   N publishers (bench/i) -> M subscribers in one shared group, $share/g/bench/#
+#            (the floor refuses shared subscriptions: leave it out of BROKERS)
 #   idle     CONNS idle connections (`ratatosk-bench conn`); reports broker RSS growth per connection
 #            (VmRSS from /proc/PID/status before and after)
 # Message scenarios run once for every QoS in QOS and every payload size in SIZE (both may be
 # space-separated lists, e.g. QOS="0 1" SIZE="16 1024").
 #
 # Environment (defaults in brackets):
+#   BROKERS [ratatosk mosquitto floor, + rumqttd if found]  which brokers, in this order; the first is
+#                     the numerator of the ratios
 #   RATATOSK_ARGS []  extra ratatosk flags, e.g. "--config tuned.toml"
 #   RATATOSK [target/release/ratatosk]  BENCH [target/release/ratatosk-bench]  binaries to run (e.g. a
-#                     build of an earlier commit, to compare before and after in one run)
+#                     build of an earlier commit, to compare before and after in one run); BENCH also
+#                     runs the floor
 #   SCENARIO [pairs]  ROUNDS [3]  DURATION [5]  QOS [0]  SIZE [16]  N [10]  M [5]
+#   MQTT_VERSION [5]  protocol version of the load (ratatosk-bench -V: 3, 4 or 5)
 #   RATE []      total target msg/s (coordinated-omission aware); empty = as fast as flow control allows
 #   INFLIGHT [64]  BROKER_CPU [0]  LOAD_CPU [1]  OUT [target/bench-vs]  MOSQUITTO [/usr/sbin/mosquitto]
+#   RUMQTTD [~/.cargo/bin/rumqttd]
 #   CONNS [10000]  CONNRATE [5000]   idle: connections to open, and how many per second
 #   MOSQ_EXTRA []  extra lines for the generated mosquitto.conf (e.g. 'max_queued_messages 10000')
-# Per-round .hgrm files, summaries and broker logs go to $OUT/<scenario>-q<qos>-<size>B/; the last
-# round's histograms are compared (side-by-side table and SVG plot) at the end of each case.
+# Per-round .hgrm files, summaries, generated configs and broker logs go to
+# $OUT/<scenario>-q<qos>-<size>B/; the last round's histograms are compared (side-by-side table and
+# SVG plot) at the end of each case.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -48,6 +64,13 @@ MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 CONNS=${CONNS:-10000}
 CONNRATE=${CONNRATE:-5000}
 MOSQ_EXTRA=${MOSQ_EXTRA:-}
+MQTT_VERSION=${MQTT_VERSION:-5}
+RUMQTTD=${RUMQTTD:-$HOME/.cargo/bin/rumqttd}
+if [[ -z ${BROKERS:-} ]]; then
+    BROKERS="ratatosk mosquitto floor"
+    [[ -x $RUMQTTD ]] && BROKERS+=" rumqttd"
+fi
+read -r -a brokers <<<"$BROKERS"
 RATATOSK=${RATATOSK:-target/release/ratatosk}
 BENCH=${BENCH:-target/release/ratatosk-bench}
 
@@ -62,10 +85,38 @@ if [[ ! -x $RATATOSK || ! -x $BENCH ]]; then
     echo "building release binaries..." >&2
     cargo build --release -p ratatosk -p ratatosk-bench >&2
 fi
-if [[ ! -x $MOSQUITTO ]]; then
-    echo "bench-vs: $MOSQUITTO not found; install the Debian package mosquitto or set MOSQUITTO=" >&2
+case $MQTT_VERSION in
+3 | 4 | 5) ;;
+*)
+    echo "bench-vs: MQTT_VERSION must be 3, 4 or 5, not '$MQTT_VERSION'" >&2
+    exit 2
+    ;;
+esac
+if ((${#brokers[@]} == 0)); then
+    echo "bench-vs: BROKERS is empty" >&2
     exit 2
 fi
+for name in "${brokers[@]}"; do
+    case $name in
+    ratatosk | floor) ;;
+    mosquitto)
+        if [[ ! -x $MOSQUITTO ]]; then
+            echo "bench-vs: $MOSQUITTO not found; install the Debian package mosquitto, set MOSQUITTO= or leave mosquitto out of BROKERS" >&2
+            exit 2
+        fi
+        ;;
+    rumqttd)
+        if [[ ! -x $RUMQTTD ]]; then
+            echo "bench-vs: $RUMQTTD not found; run 'cargo install rumqttd', set RUMQTTD= or leave rumqttd out of BROKERS" >&2
+            exit 2
+        fi
+        ;;
+    *)
+        echo "bench-vs: unknown broker '$name' in BROKERS; use ratatosk, mosquitto, rumqttd or floor" >&2
+        exit 2
+        ;;
+    esac
+done
 mkdir -p "$OUT"
 
 free_port() {
@@ -93,6 +144,38 @@ stop_broker() {
 }
 trap stop_broker EXIT
 
+# rumqttd's configuration: the router settings of the crate's demo rumqttd.toml (max_connections
+# raised when more idle connections are asked for), one listener of the load's protocol version, and
+# no console, prometheus or metrics (the demo binds those to fixed ports). The listener's limits are
+# the demo's except where they would cut off the load: a 16 MiB payload limit instead of 20 KiB, and
+# no pause between accepts (the demo's 1 ms allows 1000 connections/s, and the idle scenario's
+# connections then time out).
+rumqttd_conf() { # port
+    local kind=v5 max=10010
+    ((MQTT_VERSION < 5)) && kind=v4
+    ((CONNS + 10 > max)) && max=$((CONNS + 10))
+    cat <<EOF
+id = 0
+
+[router]
+id = 0
+max_connections = $max
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[$kind.1]
+name = "$kind-1"
+listen = "127.0.0.1:$1"
+next_connection_delay_ms = 0
+    [$kind.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 16777216
+    max_inflight_count = 100
+    dynamic_filters = true
+EOF
+}
+
 start_broker() { # name port dir [shards]
     case $1 in
     ratatosk)
@@ -102,6 +185,13 @@ start_broker() { # name port dir [shards]
     mosquitto)
         printf 'listener %s 127.0.0.1\nallow_anonymous true\n%s\n' "$2" "$MOSQ_EXTRA" >"$3/mosquitto.conf"
         taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$3/mosquitto.conf" >"$3/mosquitto.log" 2>&1 &
+        ;;
+    rumqttd)
+        rumqttd_conf "$2" >"$3/rumqttd.toml"
+        taskset -c "$BROKER_CPU" "$RUMQTTD" -q -c "$3/rumqttd.toml" >"$3/rumqttd.log" 2>&1 &
+        ;;
+    floor)
+        taskset -c "$BROKER_CPU" "$BENCH" relay --listen "127.0.0.1:$2" >"$3/floor.log" 2>&1 &
         ;;
     esac
     BROKER_PID=$!
@@ -129,16 +219,17 @@ if [[ $SCENARIO == idle ]]; then
         exit 2
     fi
     hold=$((CONNS / CONNRATE + 10)) # seconds the connections stay open: connect time plus margin
-    echo "scenario: idle, $CONNS connections at $CONNRATE/s, $ROUNDS rounds (broker on cpu $BROKER_CPU, load on cpu $LOAD_CPU)"
+    echo "scenario: idle, $CONNS connections at $CONNRATE/s, MQTT $MQTT_VERSION, $ROUNDS rounds, brokers [${brokers[*]}]" \
+        "(broker on cpu $BROKER_CPU, load on cpu $LOAD_CPU)"
     declare -A per_conn
     for round in $(seq 1 "$ROUNDS"); do
-        for name in ratatosk mosquitto; do
+        for name in "${brokers[@]}"; do
             port=$(free_port)
             start_broker "$name" "$port" "$dir"
             sleep 0.5
             before=$(rss_kib "$BROKER_PID")
             out="$dir/$name-$round.txt"
-            taskset -c "$LOAD_CPU" "$BENCH" conn -h 127.0.0.1 -p "$port" -c "$CONNS" -R "$CONNRATE" \
+            taskset -c "$LOAD_CPU" "$BENCH" conn -h 127.0.0.1 -p "$port" -V "$MQTT_VERSION" -c "$CONNS" -R "$CONNRATE" \
                 --duration "$hold" --cores 1 >"$out" 2>&1 &
             load=$!
             # Wait (bounded by the hold time) until every connection is up, then let it settle.
@@ -161,12 +252,14 @@ if [[ $SCENARIO == idle ]]; then
     echo
     echo "| broker | idle connections | bytes per connection (median) |"
     echo "|---|---:|---:|"
-    for name in ratatosk mosquitto; do
-        printf '| %s | %s | %.0f |\n' "$name" "$CONNS" "$(printf '%s' "${per_conn[$name]}" | awk 'NF' | median)"
+    bytes_of() { printf '%s' "${per_conn[$1]}" | awk 'NF' | median; }
+    for name in "${brokers[@]}"; do
+        printf '| %s | %s | %.0f |\n' "$name" "$CONNS" "$(bytes_of "$name")"
     done
-    r=$(printf '%s' "${per_conn[ratatosk]}" | awk 'NF' | median)
-    m=$(printf '%s' "${per_conn[mosquitto]}" | awk 'NF' | median)
-    printf '| ratio r/m | | %s |\n' "$(ratio "$r" "$m")"
+    first=${brokers[0]}
+    for name in "${brokers[@]:1}"; do
+        printf '| ratio %s/%s | | %s |\n' "$first" "$name" "$(ratio "$(bytes_of "$first")" "$(bytes_of "$name")")"
+    done
     exit 0
 fi
 
@@ -191,7 +284,7 @@ run_round() { # name round qos size dir -> prints "rate p50 p99 p999 lost"
     start_broker "$name" "$port" "$dir"
     out="$dir/$name-$round.txt"
     # A non-zero exit (loss at QoS >= 1, a failed connection) is reported, not fatal to the table.
-    taskset -c "$LOAD_CPU" "$BENCH" pubsub -h 127.0.0.1 -p "$port" "${shape[@]}" -q "$qos" \
+    taskset -c "$LOAD_CPU" "$BENCH" pubsub -h 127.0.0.1 -p "$port" -V "$MQTT_VERSION" "${shape[@]}" -q "$qos" \
         -s "$size" -I 0 -F "$INFLIGHT" -i 1 --duration "$DURATION" --cores 1 --quiet \
         --hgrm "$dir/$name-$round.hgrm" "${rate_args[@]}" "${EXTRA[@]}" >"$out" 2>&1 ||
         echo "  ($name round $round: exit $?; see $out)" >&2
@@ -205,8 +298,8 @@ run_round() { # name round qos size dir -> prints "rate p50 p99 p999 lost"
     echo "${rate:-0} ${p50:-0} ${p99:-0} ${p999:-0} ${lost:-0}"
 }
 
-echo "scenario: $SCENARIO ($desc), QoS [$QOS], payload [$SIZE] B, ${DURATION}s, rate ${RATE:-max}," \
-    "$ROUNDS rounds (broker on cpu $BROKER_CPU, load on cpu $LOAD_CPU)"
+echo "scenario: $SCENARIO ($desc), QoS [$QOS], payload [$SIZE] B, ${DURATION}s, rate ${RATE:-max}, MQTT $MQTT_VERSION," \
+    "$ROUNDS rounds, brokers [${brokers[*]}] (broker on cpu $BROKER_CPU, load on cpu $LOAD_CPU)"
 table=$'| scenario | QoS | size | broker | msg/s received | p50 µs | p99 µs | p99.9 µs | lost |\n|---|---:|---:|---|---:|---:|---:|---:|---:|\n'
 for qos in $QOS; do
     for size in $SIZE; do
@@ -215,23 +308,29 @@ for qos in $QOS; do
         declare -A results=()
         echo "case: QoS $qos, $size B"
         for round in $(seq 1 "$ROUNDS"); do
-            for name in ratatosk mosquitto; do
+            for name in "${brokers[@]}"; do
                 line=$(run_round "$name" "$round" "$qos" "$size" "$dir")
                 echo "  round $round $name: recv/s p50 p99 p99.9 (us) lost = $line"
                 results[$name]+="$line"$'\n'
             done
         done
         col() { printf '%s' "${results[$1]}" | awk -v c="$2" 'NF {print $c}' | median; }
-        for name in ratatosk mosquitto; do
+        for name in "${brokers[@]}"; do
             table+=$(printf '| %s | %s | %s | %s | %.0f | %.1f | %.1f | %.1f | %.0f |' "$SCENARIO" "$qos" "$size" "$name" \
                 "$(col "$name" 1)" "$(col "$name" 2)" "$(col "$name" 3)" "$(col "$name" 4)" "$(col "$name" 5)")$'\n'
         done
-        table+="| $SCENARIO | $qos | $size | ratio r/m | $(ratio "$(col ratatosk 1)" "$(col mosquitto 1)") |"
-        table+=" $(ratio "$(col ratatosk 2)" "$(col mosquitto 2)") | $(ratio "$(col ratatosk 3)" "$(col mosquitto 3)") |"
-        table+=" $(ratio "$(col ratatosk 4)" "$(col mosquitto 4)") | |"$'\n'
-        if [[ -s $dir/ratatosk-$ROUNDS.hgrm && -s $dir/mosquitto-$ROUNDS.hgrm ]]; then
-            "$BENCH" compare "$dir/ratatosk-$ROUNDS.hgrm" "$dir/mosquitto-$ROUNDS.hgrm" --svg "$dir/p99-compare.svg" \
-                >"$dir/compare.txt" 2>&1 || true
+        first=${brokers[0]}
+        for name in "${brokers[@]:1}"; do
+            table+="| $SCENARIO | $qos | $size | ratio $first/$name | $(ratio "$(col "$first" 1)" "$(col "$name" 1)") |"
+            table+=" $(ratio "$(col "$first" 2)" "$(col "$name" 2)") | $(ratio "$(col "$first" 3)" "$(col "$name" 3)") |"
+            table+=" $(ratio "$(col "$first" 4)" "$(col "$name" 4)") | |"$'\n'
+        done
+        hgrms=()
+        for name in "${brokers[@]}"; do
+            [[ -s $dir/$name-$ROUNDS.hgrm ]] && hgrms+=("$dir/$name-$ROUNDS.hgrm")
+        done
+        if ((${#hgrms[@]} >= 2)); then
+            "$BENCH" compare "${hgrms[@]}" --svg "$dir/p99-compare.svg" >"$dir/compare.txt" 2>&1 || true
         fi
         unset results
     done

@@ -38,6 +38,9 @@ pub enum Command {
     /// Compare .hgrm percentile distributions side by side (and plot them as SVG).
     #[command(disable_help_flag = true)]
     Compare(CompareCmd),
+    /// Relay PUBLISH bytes between subscribed clients without a broker: the floor to compare with.
+    #[command(disable_help_flag = true)]
+    Relay(RelayCmd),
 }
 
 /// Connection flags shared by every client-running subcommand (emqtt-bench's names and defaults).
@@ -260,4 +263,12 @@ pub struct CompareCmd {
     /// Also draw the latency-by-percentile curves into this SVG file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+}
+
+/// `relay`.
+#[derive(Debug, Clone, Args)]
+pub struct RelayCmd {
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub listen: std::net::SocketAddr,
 }

@@ -2,7 +2,8 @@
 //!
 //! `conn`, `sub` and `pub` take emqtt-bench's flags; `pubsub` runs both sides in one process with
 //! exact loss, duplicate and order accounting; `compare` puts `.hgrm` latency distributions side by
-//! side. Clients run on one glommio executor per core with a hand-rolled MQTT state machine on the
+//! side; `relay` is a minimal single-threaded MQTT relay, the floor to measure brokers against.
+//! Clients run on one glommio executor per core with a hand-rolled MQTT state machine on the
 //! `ratatosk` codec, over TCP (from chosen source addresses with `--ifaddr`), TLS (`--ssl`) or
 //! WebSocket (`--ws`). The exit status is non-zero when a connection failed or messages were lost at
 //! QoS ≥ 1, so scripts can rely on it.
@@ -14,6 +15,7 @@ mod compare;
 mod hgrm;
 mod payload;
 mod plan;
+mod relay;
 mod report;
 mod rng;
 mod runner;
@@ -47,6 +49,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, String> {
             print!("{}", compare::run(&c.files, c.svg.as_deref())?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Relay(r) => relay::run(r.listen).map(|()| ExitCode::SUCCESS),
         Command::Conn(c) => bench(&c.conn, Kind::Conn, "conn", 0, 5.0),
         Command::Sub(s) => {
             let kind = Kind::Sub { topic: &s.topic, qos: s.qos, hdrs: &s.payload_hdrs, pubs: s.pubs, pub_limit: s.pub_limit };
