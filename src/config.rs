@@ -95,9 +95,9 @@ pub struct Limits {
     /// the shards; past a shard's share the newest message is dropped and counted.
     pub max_queued_bytes_total: usize,
     /// Longest a publisher is held back, in milliseconds, for subscribers that fell behind
-    /// (default 500): its connection reads no more input until they caught up or this passed.
-    /// A subscriber still behind after this long no longer holds anyone and pays alone (QoS 0
-    /// dropped, QoS 1/2 queued up to `max_queued`) until it has caught up.
+    /// (default 500): its connection reads no more input until they let it go in turn as they
+    /// drain, or this passed. A subscriber that has not drained for this long holds nobody new
+    /// and pays alone (QoS 0 dropped, QoS 1/2 queued up to `max_queued`) until it drains.
     pub max_pace_ms: u64,
     /// Subscriptions per session (default 10000: gateways and dashboards subscribe to hundreds
     /// of topics; the bound keeps one session's index within `max_topic_length` × this).

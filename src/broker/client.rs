@@ -162,13 +162,16 @@ impl Client {
             || l.unsent() >= limits.max_output_buffer / 2
     }
 
-    /// Whether a congested client has caught up (queue and unsent output below a quarter of their
-    /// limits), or is gone (an offline session just queues, up to the limit).
-    pub fn has_caught_up(&self, limits: &Limits) -> bool {
-        let Some(l) = self.link.as_deref() else { return true };
-        self.session.queued() < (limits.max_queued / 4).max(1)
-            && self.session.queued_bytes() < limits.max_queued_bytes / 4
-            && l.unsent() < limits.max_output_buffer / 4
+    /// How much of its back-pressure headroom a client has free: 1.0 with nothing queued or
+    /// unsent (or no connection: an offline session just queues, up to the limit), 0.0 at the
+    /// congestion mark of [`Client::is_congested`] or beyond.
+    pub fn room(&self, limits: &Limits) -> f64 {
+        let Some(l) = self.link.as_deref() else { return 1.0 };
+        let used = |n: usize, mark: usize| n as f64 / mark.max(1) as f64;
+        let fullest = used(self.session.queued(), (limits.max_queued / 2).max(1))
+            .max(used(self.session.queued_bytes(), limits.max_queued_bytes / 2))
+            .max(used(l.unsent(), limits.max_output_buffer / 2));
+        (1.0 - fullest).clamp(0.0, 1.0)
     }
 
     /// Whether the attached connection has been silent past its keep alive.

@@ -26,7 +26,7 @@ use crate::tenant::Identity;
 /// Read sizes adapt between these: an idle connection holds only a small buffer while it waits,
 /// a busy one reads big batches.
 const READ_MIN: usize = 512;
-const READ_MAX: usize = 64 * 1024;
+pub const READ_MAX: usize = 64 * 1024;
 
 /// What the read loop needs once the session is attached.
 pub struct Live {
@@ -111,7 +111,7 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
                 if !written {
                     break;
                 }
-                shard.release_if_caught_up(&client);
+                shard.release_if_drained(&client);
                 spare = out;
                 spare.clear();
                 continue;
@@ -161,14 +161,17 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
                 Event::Wake => continue,
             }
         }
-        // Every complete packet buffered is handled now, without waiting for the next read,
-        // unless the client is held back meanwhile: the rest then waits in `rbuf`.
+        // Every complete packet buffered is handled now, without waiting for the next read. A
+        // hold placed meanwhile stops the next read, and within this batch only the next QoS 1/2
+        // PUBLISH (those are queued for the subscriber, and its queue is bounded): a publisher
+        // stopped at every QoS 0 packet would get one through per release while the others got
+        // a whole read, and fan-in became unfair.
         unread = false;
         ctx.now = Instant::now();
         ctx.now_ns = crate::session::wall_ns();
         loop {
-            if client.borrow().link().is_some_and(|l| l.pacing().is_held()) {
-                unread = !rbuf.is_empty();
+            if next_is_acknowledged_publish(&rbuf) && client.borrow().link().is_some_and(|l| l.pacing().is_held()) {
+                unread = true;
                 break;
             }
             match protocol::decode(&mut rbuf, Some(v), max_packet_size) {
@@ -201,13 +204,19 @@ pub async fn run<T: Transport>(live: Live, mut stream: T, mut rbuf: BytesMut) {
             }
         }
         // Acknowledgements may have drained this client's queue.
-        shard.release_if_caught_up(&client);
+        shard.release_if_drained(&client);
         if rbuf.is_empty() && rbuf.capacity() > 2 * chunk {
             rbuf = BytesMut::new();
         }
-        // A client that always has input ready would never let this task return Pending;
-        // give the other connections (and the accept loop) their turn.
-        glommio::yield_if_needed().await;
+        // A client that always has input ready would never let this task return Pending. One
+        // read per turn, then the other connections' turn: flooding publishers are served round
+        // robin, each a read at a time, so under back-pressure none waits for the others'
+        // whole time slices.
+        if drained {
+            glommio::yield_if_needed().await;
+        } else {
+            futures_lite::future::yield_now().await;
+        }
     }
     let stream = if outcome == Outcome::Parked {
         match stream.detach() {
@@ -264,6 +273,11 @@ fn next_output(client: &ClientRef, gen: u64, spare: BytesMut) -> Output {
         Ok(out) => Output::Write(out),
         Err(spare) => Output::Idle(spare),
     }
+}
+
+/// Whether the next packet in `buf` is a PUBLISH at QoS 1 or 2 (fixed header type 3, QoS bits).
+fn next_is_acknowledged_publish(buf: &[u8]) -> bool {
+    buf.first().is_some_and(|b| b >> 4 == 3 && (b >> 1) & 3 != 0)
 }
 
 /// Whether the shard asked this connection to park, and it may: it holds no publisher back

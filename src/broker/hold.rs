@@ -1,18 +1,22 @@
 //! Back-pressure bookkeeping of one session, in both of its roles.
 //!
 //! As a **subscriber**, a session that falls behind (its queue or unsent output past half its
-//! limit) opens an episode. Publishers whose messages reach it during the first `limits.max_pace_ms`
-//! of the episode are held back (they stop reading their input) until it catches up, so a
-//! subscriber that keeps up loses nothing. A subscriber still behind when that time is up no
-//! longer holds anyone: it pays alone, under its own limits (QoS 0 dropped at the output limit,
-//! QoS 1/2 queued up to `max_queued`), until it has caught up and the episode ends.
+//! limit) opens an episode. Publishers whose messages reach it are held back (they read no more
+//! input) and wait in a first-in first-out queue. As the subscriber drains, it lets them go in
+//! turn, a share of the queue proportional to the room it has made, so every publisher feeding
+//! it gets reads in round robin and none waits much longer than the others; a released publisher
+//! that sends to it while it is still behind queues again at the back. An episode holds nobody
+//! new once the subscriber has made no progress for `limits.max_pace_ms`: a subscriber that
+//! stopped reading pays alone, under its own limits (QoS 0 dropped at the output limit, QoS 1/2
+//! queued up to `max_queued`), until it has caught up and the episode ends.
 //!
 //! As a **publisher**, a session carries the holds placed on it; its connection reads no input
 //! while any is left, and for at most `limits.max_pace_ms`, however many subscribers hold it.
 //!
-//! So the reach of one slow subscriber is bounded: each publisher waits at most the pacing limit
-//! once per episode, and an episode ends only when the subscriber has drained.
+//! So the reach of one slow subscriber is bounded: a publisher waits at most the pacing limit
+//! for it, and only while it is still draining.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::session::Publisher;
@@ -28,11 +32,12 @@ pub struct Pacing {
     held_since: Option<Instant>,
 }
 
-/// A subscriber that fell behind, and the publishers it holds.
+/// A subscriber that fell behind, and the publishers it holds, oldest first.
 #[derive(Debug)]
 struct Episode {
+    /// When it fell behind or last let a publisher go (its last progress).
     since: Instant,
-    waiters: Vec<Publisher>,
+    waiters: VecDeque<Publisher>,
 }
 
 /// A subscriber holding this publisher: its shard and session uid.
@@ -44,18 +49,32 @@ struct Hold {
 
 impl Pacing {
     /// Subscriber role: the session is behind and a message from `publisher` just reached it.
-    /// Returns true when that publisher should now be held: the episode is younger than `limit`,
-    /// the publisher is not held by it already, and the episode holds fewer than its maximum.
+    /// Returns true when that publisher should now be held: the subscriber made progress within
+    /// `limit`, the publisher is not waiting for it already, and fewer than the maximum are.
     pub fn admit(&mut self, publisher: &Publisher, now: Instant, limit: Duration) -> bool {
-        let episode = self.episode.get_or_insert_with(|| Box::new(Episode { since: now, waiters: Vec::new() }));
+        let episode = self.episode.get_or_insert_with(|| Box::new(Episode { since: now, waiters: VecDeque::new() }));
         if now.saturating_duration_since(episode.since) >= limit
             || episode.waiters.len() >= MAX_WAITERS
             || episode.waiters.contains(publisher)
         {
             return false;
         }
-        episode.waiters.push(publisher.clone());
+        episode.waiters.push_back(publisher.clone());
         true
+    }
+
+    /// Subscriber role: the session has drained below its congestion mark. Lets go of its `n`
+    /// oldest waiting publishers (at least one), and ends the episode once none wait and it has
+    /// `caught_up` (while it is still well behind, a publisher let go in turn is held again).
+    pub fn release_some(&mut self, n: usize, caught_up: bool, now: Instant) -> Vec<Publisher> {
+        let Some(episode) = self.episode.as_mut() else { return Vec::new() };
+        let n = n.clamp(1, episode.waiters.len().max(1));
+        let released: Vec<Publisher> = episode.waiters.drain(..n.min(episode.waiters.len())).collect();
+        episode.since = now;
+        if episode.waiters.is_empty() && caught_up {
+            self.episode = None;
+        }
+        released
     }
 
     /// Subscriber role: whether an episode is open.
@@ -66,7 +85,7 @@ impl Pacing {
     /// Subscriber role: ends the episode (the session caught up or went away) and returns the
     /// publishers to release.
     pub fn end_episode(&mut self) -> Vec<Publisher> {
-        self.episode.take().map(|e| e.waiters).unwrap_or_default()
+        self.episode.take().map(|e| e.waiters.into()).unwrap_or_default()
     }
 
     /// Publisher role: a subscriber (`shard`, `uid`) holds this session.
@@ -123,12 +142,32 @@ mod tests {
         assert!(p.admit(&publisher(1), t0, LIMIT));
         assert!(!p.admit(&publisher(1), t0, LIMIT), "already held by this episode");
         assert!(p.admit(&publisher(2), t0 + Duration::from_millis(100), LIMIT));
-        assert!(!p.admit(&publisher(3), t0 + LIMIT, LIMIT), "episode older than the limit holds no one new");
+        assert!(!p.admit(&publisher(3), t0 + LIMIT, LIMIT), "a subscriber without progress for the limit holds no one new");
         assert!(p.behind());
         let released = p.end_episode();
         assert_eq!(released, vec![publisher(1), publisher(2)]);
         assert!(!p.behind());
         assert!(p.admit(&publisher(3), t0 + LIMIT, LIMIT), "a new episode starts after catching up");
+    }
+
+    #[test]
+    fn draining_lets_publishers_go_in_turn_oldest_first() {
+        let mut p = Pacing::default();
+        let t0 = Instant::now();
+        for u in 1..=4 {
+            assert!(p.admit(&publisher(u), t0, LIMIT));
+        }
+        assert_eq!(p.release_some(0, false, t0), vec![publisher(1)], "a little room lets one go");
+        assert!(p.admit(&publisher(1), t0, LIMIT), "released, it queues again at the back");
+        assert_eq!(p.release_some(2, false, t0), vec![publisher(2), publisher(3)]);
+        // Progress renews the episode: a publisher is still held well after the first hold.
+        let later = t0 + LIMIT + Duration::from_millis(100);
+        assert_eq!(p.release_some(1, false, later - Duration::from_millis(200)), vec![publisher(4)]);
+        assert!(p.admit(&publisher(5), later, LIMIT));
+        assert_eq!(p.release_some(10, false, later), vec![publisher(1), publisher(5)]);
+        assert!(p.behind(), "still well behind: the episode goes on with nobody waiting");
+        assert!(p.release_some(1, true, later).is_empty());
+        assert!(!p.behind(), "the episode ends once nobody waits and the subscriber caught up");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytestring::ByteString;
 
 use super::client::ClientRef;
+use super::connection::READ_MAX;
 use super::shard::Shard;
 use super::shard_msg::{PaceSignal, ShardMsg};
 use super::stats::ShardCounters;
@@ -74,20 +75,26 @@ impl Shard {
         }
     }
 
-    /// Ends the subscriber's episode when it has caught up, and releases every publisher it
-    /// held. Cheap when there is no episode: called after each write and each batch of input of
-    /// the subscriber's connection.
-    pub fn release_if_caught_up(&self, subscriber: &ClientRef) {
+    /// Lets the subscriber's waiting publishers go in turn as it drains: once it is below its
+    /// congestion mark, a share of them proportional to its free room, oldest first (see
+    /// `hold`). Cheap when there is no episode: called after each write and each batch of input
+    /// of the subscriber's connection.
+    pub fn release_if_drained(&self, subscriber: &ClientRef) {
         let (tenant, sub_uid, released) = {
             let mut s = subscriber.borrow_mut();
             // The common case (no episode) costs one look.
-            if !s.link().is_some_and(|l| l.pacing().behind()) || !s.has_caught_up(&self.config.limits) {
+            if !s.link().is_some_and(|l| l.pacing().behind()) || s.is_congested(&self.config.limits) {
                 return;
             }
+            let limits = &self.config.limits;
+            let room = s.room(limits);
+            // As many publishers as the room made takes reads of the largest size (a publisher
+            // let go handles what it reads whole), so letting them go does not overshoot.
+            let n = (room * (limits.max_output_buffer / 2) as f64 / READ_MAX as f64) as usize;
             let tenant = s.session().tenant().clone();
             let uid = s.session().uid();
             let Some(link) = s.link_mut() else { return };
-            (tenant, uid, link.pacing_mut().end_episode())
+            (tenant, uid, link.pacing_mut().release_some(n, room >= 0.5, Instant::now()))
         };
         self.release_publishers(&tenant, sub_uid, released);
     }
