@@ -10,8 +10,9 @@
 //! stopped reading pays alone, under its own limits (QoS 0 dropped at the output limit, QoS 1/2
 //! queued up to `max_queued`), until it has caught up and the episode ends.
 //!
-//! As a **publisher**, a session carries the holds placed on it; its connection reads no input
-//! while any is left, and for at most `limits.max_pace_ms`, however many subscribers hold it.
+//! As a **publisher**, a session carries the holds placed on it; its connection reads no more
+//! input (and handles no further QoS 1/2 PUBLISH of what it has read) while any is left, and for
+//! at most `limits.max_pace_ms`, however many subscribers hold it.
 //!
 //! So the reach of one slow subscriber is bounded: a publisher waits at most the pacing limit
 //! for it, and only while it is still draining.

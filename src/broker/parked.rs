@@ -119,7 +119,8 @@ impl Shard {
         notify.park(spot.clone(), slot);
         // A socket the watcher cannot take runs again at once.
         if let Err(e) = spot.park(fd, slot) {
-            tracing::warn!(error = %e, "cannot park an idle connection; it keeps its task");
+            // Debug, not warn: the sweep asks again every 250 ms (e.g. past the epoll watch limit).
+            tracing::debug!(error = %e, "cannot park an idle connection; it keeps its task");
             spot.wake(slot);
         }
     }
@@ -142,10 +143,14 @@ impl Shard {
     /// back) when parking is off or the socket cannot be watched.
     pub fn park_new<T: Transport>(&self, transport: T) -> Result<(), T> {
         let Some(spot) = &self.parked.spot else { return Err(transport) };
-        let Ok(detached) = transport.detach() else {
-            // The descriptor could not be duplicated (out of descriptors): the connection is
-            // gone with the stream.
-            return Ok(());
+        let detached = match transport.detach() {
+            Ok(d) => d,
+            Err(e) => {
+                // The descriptor could not be duplicated (out of descriptors): the connection
+                // is gone with the stream, as if the accept had failed.
+                tracing::debug!(error = %e, "cannot park a new connection; closed");
+                return Ok(());
+            }
         };
         let fd = detached.raw_fd();
         let slot = self.parked.insert(Slot { transport: detached, waiting: Waiting::New(Instant::now()) });
