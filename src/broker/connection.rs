@@ -336,42 +336,41 @@ enum Event {
 }
 
 /// Waits for input or a wake-up; read bytes are appended to `rbuf`. Unless the socket was
-/// `drained` by the last read, what is already there is taken first.
+/// `drained` by the last read, what is already there is taken first (with the kernel's receive
+/// time).
 ///
-/// An idle connection holds no read buffer while it waits: the wait is a one-byte read into the
-/// future itself, and the buffer is allocated only once data has arrived. Losing the race to a
-/// wake-up loses nothing: glommio's reads are readiness-based, so a dropped read consumed nothing.
+/// The wait reads straight into `rbuf` once the socket is readable: one system call per wake-up.
+/// Such a read has no kernel time stamp, so the batch is stamped when it is handled; that is
+/// later than its arrival, never earlier, so a message is never taken for older than a
+/// subscription it followed. An idle connection does not wait here with its buffer: it parks.
+/// Losing the race to a wake-up loses nothing: glommio's reads are readiness-based, so a
+/// dropped read consumed nothing.
 async fn wait<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, notify: &Notify, chunk: usize, drained: bool) -> Event {
     if !drained {
         if let Some(ev) = read_ready(stream, rbuf, chunk, 0) {
             return ev;
         }
     }
-    if rbuf.is_empty() {
-        *rbuf = BytesMut::new();
-    }
-    let mut first = [0u8; 1];
+    let start = rbuf.len();
+    rbuf.resize(start + chunk, 0);
     let ev = {
-        let read = async { Some(stream.read(&mut first).await) };
+        let into = &mut rbuf[start..];
+        let read = async { Some(stream.read(into).await) };
         let wake = async {
             notify.notified().await;
             None
         };
         futures_lite::future::or(read, wake).await
     };
+    let got = match &ev {
+        Some(Ok(n)) => *n,
+        _ => 0,
+    };
+    rbuf.truncate(start + got);
     match ev {
         None => Event::Wake,
         Some(Err(e)) => Event::Read(Err(e)),
-        Some(Ok(0)) => Event::Read(Ok(Received { len: 0, stamp_ns: None })),
-        Some(Ok(_)) => {
-            rbuf.reserve(chunk);
-            rbuf.extend_from_slice(&first);
-            // The rest of what arrived with that byte, and the kernel's time stamp for it.
-            match read_ready(stream, rbuf, chunk.saturating_sub(1).max(1), 1) {
-                Some(ev) => ev,
-                None => Event::Read(Ok(Received { len: 1, stamp_ns: None })),
-            }
-        }
+        Some(Ok(len)) => Event::Read(Ok(Received { len, stamp_ns: None })),
     }
 }
 
