@@ -101,8 +101,13 @@ impl Parked {
 
 impl Shard {
     /// Parks an idle connection of generation `gen` of `client` (its task ends after this).
-    pub fn park(&self, client: &ClientRef, gen: u64, transport: Detached, identity: Identity, version: ProtocolVersion) {
-        let Some(spot) = &self.parked.spot else { return };
+    pub fn park(self: &Rc<Shard>, client: &ClientRef, gen: u64, transport: Detached, identity: Identity, version: ProtocolVersion) {
+        let Some(spot) = &self.parked.spot else {
+            // Parking is off (nothing asks then); should a connection get here anyway, it runs on.
+            let waiting = Waiting::Client { client: client.clone(), gen, principal: identity.principal.map(Box::new), version };
+            self.resume(Slot { transport, waiting });
+            return;
+        };
         let fd = transport.raw_fd();
         let notify = {
             let mut c = client.borrow_mut();
