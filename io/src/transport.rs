@@ -3,10 +3,10 @@
 //!
 //! The trait is shaped by what the loop needs to stay cheap:
 //!
-//! - **Waiting without a buffer.** An idle connection must not hold a read buffer, so the loop
-//!   waits with a read of one byte ([`Transport::read`] into a one-byte slice) and, once that
-//!   returns, takes whatever else has arrived with [`Transport::try_read`], which never waits.
-//!   For TCP both are plain socket reads; `try_read` also returns the kernel's receive time.
+//! - **One read per wake-up.** The loop takes what has already arrived with
+//!   [`Transport::try_read`], which never waits and also returns the kernel's receive time; once
+//!   the socket is empty it waits with [`Transport::read`] straight into its buffer. An idle
+//!   connection does not wait with a buffer at all: it parks (below).
 //! - **One write per wake-up.** The loop gathers everything it has to send and writes it with one
 //!   [`Transport::write_all`].
 //! - **Moving to the home shard.** After CONNECT the accepting shard may hand the connection to

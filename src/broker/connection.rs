@@ -347,7 +347,7 @@ enum Event {
 /// dropped read consumed nothing.
 async fn wait<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, notify: &Notify, chunk: usize, drained: bool) -> Event {
     if !drained {
-        if let Some(ev) = read_ready(stream, rbuf, chunk, 0) {
+        if let Some(ev) = read_ready(stream, rbuf, chunk) {
             return ev;
         }
     }
@@ -375,8 +375,8 @@ async fn wait<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, notify: &Notify
 }
 
 /// Reads what is already available into `rbuf` (up to `chunk` bytes) without waiting; `None`
-/// when nothing is. `already` bytes read before are counted into the result.
-fn read_ready<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, chunk: usize, already: usize) -> Option<Event> {
+/// when nothing is.
+fn read_ready<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, chunk: usize) -> Option<Event> {
     let start = rbuf.len();
     rbuf.resize(start + chunk, 0);
     let r = stream.try_read(&mut rbuf[start..]);
@@ -386,8 +386,7 @@ fn read_ready<T: Transport>(stream: &mut T, rbuf: &mut BytesMut, chunk: usize, a
     };
     rbuf.truncate(start + n);
     match r {
-        Ok(Some(Received { len: 0, .. })) if already > 0 => Some(Event::Read(Ok(Received { len: already, stamp_ns: None }))),
-        Ok(Some(got)) => Some(Event::Read(Ok(Received { len: already + got.len, stamp_ns: got.stamp_ns }))),
+        Ok(Some(got)) => Some(Event::Read(Ok(got))),
         Ok(None) => None,
         Err(e) => Some(Event::Read(Err(e))),
     }
